@@ -1,0 +1,135 @@
+/**
+ * OpenTelemetry for services: traces and metrics over OTLP/HTTP when an endpoint is configured.
+ *
+ * ESM caveat (TOOLCHAIN pitfall 21): the gRPC auto-instrumentation only sees `@grpc/grpc-js`
+ * when the import hook is registered before the app loads, i.e. start services with
+ * `node --import @m2msec/runtime/otel-hook --import tsx src/main.ts`. Without the hook the
+ * spans created by `createGrpcServer` (one SERVER span per call) still exist; only the
+ * library's own client/server spans are missing.
+ */
+import { metrics, trace, type Meter, type Tracer } from '@opentelemetry/api'
+import { NodeSDK } from '@opentelemetry/sdk-node'
+import { GrpcInstrumentation } from '@opentelemetry/instrumentation-grpc'
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http'
+import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-http'
+import {
+  BatchSpanProcessor,
+  NoopSpanProcessor,
+  SimpleSpanProcessor,
+  type SpanExporter,
+  type SpanProcessor,
+} from '@opentelemetry/sdk-trace-base'
+import { PeriodicExportingMetricReader, type IMetricReader } from '@opentelemetry/sdk-metrics'
+import { z } from 'zod'
+
+/** Schema of the `telemetry` config section. */
+export const telemetryConfigSchema = z.object({
+  enabled: z
+    .boolean()
+    .default(true)
+    .describe('start the OpenTelemetry SDK (traces, metrics, context propagation)'),
+  otlpEndpoint: z
+    .url()
+    .optional()
+    .describe(
+      'OTLP/HTTP base URL, e.g. http://otel-collector:4318; unset = create spans but export nothing',
+    ),
+  metricExportIntervalMs: z
+    .number()
+    .int()
+    .min(1000)
+    .default(60_000)
+    .describe('metric export period'),
+})
+
+/** Options of {@link startTelemetry}. */
+export interface TelemetryOptions {
+  readonly serviceName: string
+  readonly enabled: boolean
+  /** OTLP/HTTP base URL; `/v1/traces` and `/v1/metrics` are appended. */
+  readonly otlpEndpoint?: string | undefined
+  readonly metricExportIntervalMs?: number | undefined
+  /** Test hook: export spans synchronously to this exporter (e.g. `InMemorySpanExporter`). */
+  readonly traceExporter?: SpanExporter | undefined
+  /** Test hook: extra metric readers (e.g. a `PeriodicExportingMetricReader` on `InMemoryMetricExporter`). */
+  readonly metricReaders?: readonly IMetricReader[] | undefined
+}
+
+/** Flushes and stops telemetry. */
+export type TelemetryShutdown = () => Promise<void>
+
+/** gRPC methods whose automatic spans are noise (probes and tooling). */
+const IGNORED_GRPC_METHODS = ['Check', 'Watch', 'ServerReflectionInfo']
+
+/**
+ * Starts the OpenTelemetry SDK with gRPC auto-instrumentation and W3C trace-context
+ * propagation. Without an endpoint, spans are still created (so trace ids propagate to
+ * downstream calls and appear in logs) but nothing is exported. Returns the shutdown.
+ *
+ * @example
+ * ```ts
+ * onShutdown(startTelemetry({ serviceName: 'kms', ...config.telemetry }))
+ * ```
+ */
+export function startTelemetry(opts: TelemetryOptions): TelemetryShutdown {
+  if (!opts.enabled) return async () => {}
+  const endpoint = opts.otlpEndpoint?.replace(/\/+$/, '')
+
+  const spanProcessors: SpanProcessor[] = []
+  if (endpoint !== undefined) {
+    spanProcessors.push(
+      new BatchSpanProcessor(new OTLPTraceExporter({ url: `${endpoint}/v1/traces` })),
+    )
+  }
+  if (opts.traceExporter !== undefined)
+    spanProcessors.push(new SimpleSpanProcessor(opts.traceExporter))
+  // NodeSDK registers no tracer provider for an empty list; a no-op processor keeps real spans.
+  if (spanProcessors.length === 0) spanProcessors.push(new NoopSpanProcessor())
+
+  const metricReaders: IMetricReader[] = [...(opts.metricReaders ?? [])]
+  if (endpoint !== undefined) {
+    metricReaders.push(
+      new PeriodicExportingMetricReader({
+        exporter: new OTLPMetricExporter({ url: `${endpoint}/v1/metrics` }),
+        exportIntervalMillis: opts.metricExportIntervalMs ?? 60_000,
+      }),
+    )
+  }
+
+  const sdk = new NodeSDK({
+    serviceName: opts.serviceName,
+    spanProcessors,
+    metricReaders,
+    // Logs go to stdout through pino; without this NodeSDK would start an OTLP log exporter.
+    logRecordProcessors: [],
+    instrumentations: [new GrpcInstrumentation({ ignoreGrpcMethods: IGNORED_GRPC_METHODS })],
+  })
+  sdk.start()
+  let stopped: Promise<void> | undefined
+  return () => (stopped ??= sdk.shutdown())
+}
+
+/**
+ * The tracer for manual spans (a no-op tracer until {@link startTelemetry} ran).
+ *
+ * @example
+ * ```ts
+ * await getTracer('kms').startActiveSpan('se.sign', async (span) => { try { ... } finally { span.end() } })
+ * ```
+ */
+export function getTracer(scope = 'm2msec'): Tracer {
+  return trace.getTracer(scope)
+}
+
+/**
+ * The meter for service metrics (a no-op meter until {@link startTelemetry} ran with a reader).
+ *
+ * @example
+ * ```ts
+ * const signs = getMeter('kms').createCounter('m2msec.kms.sign.count')
+ * signs.add(1, { se: 'pkcs11' })
+ * ```
+ */
+export function getMeter(scope = 'm2msec'): Meter {
+  return metrics.getMeter(scope)
+}
