@@ -116,3 +116,4 @@ export {
   type AddServiceOptions,
   type ListenAddress,
 } from './grpc/server.ts'
+export { promiseClient, type PromiseClient } from './grpc/client.ts'

@@ -20,3 +20,4 @@ export {
   type CertAndKey,
   type ClientIdentity,
 } from './dev-pki.ts'
+export { grpcHealthCheck, grpcListServices } from './grpc-probes.ts'

@@ -324,6 +324,9 @@ export function createGrpcServer(config: GrpcServerConfig, deps: GrpcServerDeps)
                 log: callLog,
                 metadata: call.metadata,
               }
+              if (call.request instanceof MalformedRequest) {
+                throw new M2msecError('ERR_INVALID_ARGUMENT', 'request is not a valid protobuf message of this method')
+              }
               const response = await handler(call.request, ctx)
               const trailer = new grpc.Metadata()
               trailer.set(REQUEST_ID_METADATA, requestId)
@@ -369,6 +372,7 @@ export function createGrpcServer(config: GrpcServerConfig, deps: GrpcServerDeps)
           'addUnaryService must be called before listen',
         )
       const implementation: grpc.UntypedServiceImplementation = {}
+      const tolerant: Record<string, grpc.MethodDefinition<unknown, unknown>> = {}
       const publicMethods = new Set<string>(opts?.unauthenticated ?? [])
       let serviceName: string | undefined
       for (const [name, method] of Object.entries(definition)) {
@@ -383,8 +387,10 @@ export function createGrpcServer(config: GrpcServerConfig, deps: GrpcServerDeps)
           })
         }
         implementation[name] = wrapUnary(method.path, handler, publicMethods.has(name))
+        tolerant[name] = { ...method, requestDeserialize: tolerantDeserializer(method.requestDeserialize) }
       }
-      server.addService(definition, implementation)
+      for (const [name, method] of Object.entries(definition)) tolerant[name] ??= method
+      server.addService(tolerant, implementation)
       if (serviceName !== undefined) {
         desired.set(serviceName, true)
         applyHealth(serviceName)
@@ -468,14 +474,46 @@ async function buildCredentials(config: GrpcServerConfig): Promise<grpc.ServerCr
       })
     }
   }
-  const [cert, key, ca] = await Promise.all([
+  const [certificate, privateKey, caCertificate] = await Promise.all([
     read(tls.certFile),
     read(tls.keyFile),
-    tls.caFile === undefined ? Promise.resolve(null) : read(tls.caFile),
+    tls.caFile === undefined ? null : read(tls.caFile),
   ])
-  return grpc.ServerCredentials.createSsl(
-    ca,
-    [{ cert_chain: cert, private_key: key }],
-    tls.requireClientCert,
-  )
+  return new TlsServerCredentials(certificate, privateKey, caCertificate, tls.requireClientCert)
+}
+
+/** Stands in for a request whose bytes did not decode, so the handler wrapper can answer it. */
+class MalformedRequest {}
+
+/**
+ * grpc-js answers a request that fails to decode with INTERNAL; a malformed request is the
+ * caller's fault, so it is decoded here and turned into INVALID_ARGUMENT after authentication.
+ */
+function tolerantDeserializer(decode: (bytes: Buffer) => unknown): (bytes: Buffer) => unknown {
+  return (bytes) => {
+    try {
+      return decode(bytes)
+    } catch {
+      return new MalformedRequest()
+    }
+  }
+}
+
+/**
+ * TLS server credentials. With a CA, client certificates are requested; with
+ * `requireClientCert: false` callers without one still connect (they may present a token).
+ * grpc-js shows a client certificate to handlers only when it verified against the CA
+ * (`getAuthContext` checks `socket.authorized`), so an unverified certificate is never trusted.
+ * (`ServerCredentials.createSsl` cannot request a certificate without requiring it.)
+ */
+class TlsServerCredentials extends grpc.ServerCredentials {
+  constructor(certificate: Buffer, privateKey: Buffer, ca: Buffer | null, requireClientCert: boolean) {
+    super(
+      { requestCert: ca !== null, rejectUnauthorized: ca !== null && requireClientCert },
+      { cert: [certificate], key: [privateKey], ...(ca === null ? {} : { ca }) },
+    )
+  }
+  _equals(other: grpc.ServerCredentials): boolean {
+    return this === other
+  }
 }

@@ -1,0 +1,120 @@
+/**
+ * Builds and starts a KMS replica from its configuration: NATS, secure environments, stores,
+ * audit log, domain, gRPC server. `main.ts` runs it until a signal; tests and benchmarks start
+ * it in-process with a config object. Returns the listen address and an ordered shutdown.
+ */
+import { readFileSync } from 'node:fs'
+import { connectNats, createAuditLog, KvRepository } from '@m2msec/bus'
+import {
+  chainAuthenticators,
+  createGrpcServer,
+  devMtlsAuthenticator,
+  devStaticTokenAuthenticator,
+  readSecretFile,
+  systemClock,
+  systemRandom,
+  type Authenticator,
+  type ListenAddress,
+  type Logger,
+} from '@m2msec/runtime'
+import { descriptorSetPath } from '@m2msec/proto'
+import { KeyManagementService } from '@m2msec/proto/kms/v1'
+import type { KmsConfig } from './config.ts'
+import type { KeyRecord } from './domain/model.ts'
+import type { StoredSecret } from './domain/ports.ts'
+import { createKmsOperations, type KmsOperations } from './domain/operations/index.ts'
+import { createSecureEnvironments } from './se/from-config.ts'
+import { createKeyStore } from './store/key-store.ts'
+import { createSecretStore } from './store/secret-store.ts'
+import { createKeyEventPublisher } from './events/publish.ts'
+import { createAuditSink } from './events/audit-sink.ts'
+import { startDestructionSweeper } from './events/destruction-sweeper.ts'
+import { createKmsGrpcService } from './grpc/service.ts'
+
+export interface KmsApp {
+  readonly address: ListenAddress
+  readonly ops: KmsOperations
+  /** Stops accepting calls, lets in-flight calls finish, then closes everything in reverse order. */
+  shutdown(): Promise<void>
+}
+
+export async function startKms(config: KmsConfig, log: Logger): Promise<KmsApp> {
+  const hooks: Array<{ name: string; run: () => unknown }> = []
+  const onShutdown = (name: string, run: () => unknown) => hooks.push({ name, run })
+  const shutdown = async () => {
+    for (const h of hooks.reverse()) {
+      try {
+        await h.run()
+      } catch (err) {
+        log.warn({ err, step: h.name }, 'shutdown step failed')
+      }
+    }
+    hooks.length = 0
+  }
+  try {
+    const nc = await connectNats({
+      servers: config.nats.servers,
+      name: config.instanceId,
+      ...(config.nats.tokenFile === undefined ? {} : { token: await readSecretFile(config.nats.tokenFile) }),
+    })
+    onShutdown('nats', () => nc.drain())
+
+    const ses = await createSecureEnvironments(config.secureEnvironments, config.defaultSecureEnvironment)
+    onShutdown('secure environments', () => ses.close())
+
+    const audit = await createAuditLog(nc, {
+      source: config.instanceId,
+      maxPending: config.audit.maxPending,
+      ackTimeoutMs: config.audit.ackTimeoutMs,
+      replicas: config.nats.replicas,
+    })
+    onShutdown('audit', () => audit.close())
+
+    const keyRepo = await KvRepository.open<KeyRecord>(nc, 'kms-keys', { replicas: config.nats.replicas, history: 5 })
+    const keys = await createKeyStore(keyRepo)
+    onShutdown('key store', () => keys.close())
+    const secretRepo = await KvRepository.open<StoredSecret>(nc, 'kms-secrets', { replicas: config.nats.replicas })
+
+    const ops = createKmsOperations({
+      keys,
+      secrets: createSecretStore(secretRepo),
+      ses,
+      audit: createAuditSink(audit, systemClock),
+      events: createKeyEventPublisher(nc),
+      clock: systemClock,
+      random: systemRandom,
+      onBackgroundError: (err) => log.warn({ err }, 'event not published'),
+    })
+    onShutdown('destruction sweeper', startDestructionSweeper(keyRepo, ops, config.destroySweepMs, log))
+
+    const server = createGrpcServer(config.grpc, {
+      log,
+      authenticator: chainAuthenticators(...authenticators(config, log)),
+      reflection: [{ descriptorSetPath }],
+    })
+    server.addUnaryService(KeyManagementService, createKmsGrpcService(ops))
+    onShutdown('grpc', () => server.shutdown())
+    const address = await server.listen()
+    return { address, ops, shutdown }
+  } catch (err) {
+    await shutdown()
+    throw err
+  }
+}
+
+function authenticators(config: KmsConfig, log: Logger): Authenticator[] {
+  const list: Authenticator[] = []
+  if (config.auth.mtls) list.push(devMtlsAuthenticator())
+  if (config.auth.devAdminTokenFile !== undefined) {
+    log.warn('DEVELOPMENT static admin token enabled: never use this in production')
+    list.push(
+      devStaticTokenAuthenticator({
+        token: readFileSync(config.auth.devAdminTokenFile, 'utf8').trim(),
+        tenant: config.auth.devTenant,
+        principal: config.auth.devPrincipal,
+        roles: ['admin'],
+      }),
+    )
+  }
+  return list
+}

@@ -1,0 +1,72 @@
+/**
+ * PKCS#11 return values, sorted by what the pkcs11 SE does about them, and their mapping to
+ * M2msecError codes. The CKR name is kept as a detail for logs: it holds no secret.
+ */
+import pkcs11js from 'pkcs11js'
+import { M2msecError } from '@m2msec/errors'
+import { unknownRef } from '../checks.ts'
+
+const P = pkcs11js
+
+/** The session or token went away: reopen the session once, then give up. */
+export const SESSION_ERRORS: ReadonlySet<number> = new Set([
+  P.CKR_SESSION_HANDLE_INVALID,
+  P.CKR_SESSION_CLOSED,
+  P.CKR_USER_NOT_LOGGED_IN,
+  P.CKR_DEVICE_REMOVED,
+  P.CKR_TOKEN_NOT_PRESENT,
+  P.CKR_DEVICE_ERROR,
+  P.CKR_CRYPTOKI_NOT_INITIALIZED,
+  // An earlier failure left a crypto operation open in the session (PKCS#11 2.40 has no
+  // C_SessionCancel): a fresh session clears it.
+  P.CKR_OPERATION_ACTIVE,
+])
+
+/** A cached object handle is stale: look the object up again once. */
+export const HANDLE_ERRORS: ReadonlySet<number> = new Set([P.CKR_OBJECT_HANDLE_INVALID, P.CKR_KEY_HANDLE_INVALID])
+
+/** The key's type or usage flags forbid the operation. */
+const KEY_TYPE_ERRORS: ReadonlySet<number> = new Set([P.CKR_KEY_TYPE_INCONSISTENT, P.CKR_KEY_FUNCTION_NOT_PERMITTED])
+
+/**
+ * An AEAD tag or key-wrap check failed. SoftHSM 2.6.1 reports a failed GCM tag as
+ * CKR_GENERAL_ERROR, so in decrypt and unwrap calls (only there) that code means the same.
+ */
+export const DECRYPT_ERRORS: ReadonlySet<number> = new Set([
+  P.CKR_ENCRYPTED_DATA_INVALID,
+  P.CKR_ENCRYPTED_DATA_LEN_RANGE,
+  P.CKR_WRAPPED_KEY_INVALID,
+  P.CKR_WRAPPED_KEY_LEN_RANGE,
+  P.CKR_GENERAL_ERROR,
+])
+
+/** The CKR_* value of a pkcs11js error, or undefined for any other error. */
+export function ckrCode(err: unknown): number | undefined {
+  return err instanceof P.Pkcs11Error ? err.code : undefined
+}
+
+/** The CKR_* name pkcs11js puts in the message (for logs and details). */
+export function ckrName(err: unknown): string {
+  return err instanceof Error ? err.message.slice(0, 64) : 'unknown'
+}
+
+/** PKCS#11 errors to M2msecErrors; M2msecErrors and other errors pass through. */
+export function mapError(err: unknown): unknown {
+  if (err instanceof M2msecError) return err
+  const code = ckrCode(err)
+  if (code === undefined) return err
+  if (KEY_TYPE_ERRORS.has(code)) {
+    return new M2msecError('ERR_KEY_TYPE_MISMATCH', 'the key does not permit this operation', { ckr: ckrName(err) })
+  }
+  if (code === P.CKR_KEY_UNEXTRACTABLE || code === P.CKR_KEY_NOT_WRAPPABLE) {
+    return new M2msecError('ERR_EXPORT_DENIED', 'the token refuses to wrap this key', { ckr: ckrName(err) })
+  }
+  if (code === P.CKR_MECHANISM_INVALID || code === P.CKR_MECHANISM_PARAM_INVALID) {
+    return new M2msecError('ERR_SE_NOT_SUPPORTED', 'the token does not support this mechanism', { ckr: ckrName(err) })
+  }
+  if (SESSION_ERRORS.has(code) || code === P.CKR_DEVICE_MEMORY || code === P.CKR_HOST_MEMORY) {
+    return new M2msecError('ERR_SE_UNAVAILABLE', 'the PKCS#11 token is not usable', { ckr: ckrName(err) }, { cause: err })
+  }
+  if (HANDLE_ERRORS.has(code)) return unknownRef()
+  return new M2msecError('ERR_INTERNAL', `PKCS#11 call failed: ${ckrName(err)}`, { ckr: ckrName(err) }, { cause: err })
+}
