@@ -4,6 +4,7 @@
  * it in-process with a config object. Returns the listen address and an ordered shutdown.
  */
 import { readFileSync } from 'node:fs'
+import { hostname } from 'node:os'
 import { connectNats, createAuditLog, KvRepository } from '@m2msec/bus'
 import {
   chainAuthenticators,
@@ -51,10 +52,11 @@ export async function startKms(config: KmsConfig, log: Logger): Promise<KmsApp> 
     }
     hooks.length = 0
   }
+  const instanceId = config.instanceId ?? `kms-${hostname()}-${process.pid}`
   try {
     const nc = await connectNats({
       servers: config.nats.servers,
-      name: config.instanceId,
+      name: instanceId,
       ...(config.nats.tokenFile === undefined ? {} : { token: await readSecretFile(config.nats.tokenFile) }),
     })
     onShutdown('nats', () => nc.drain())
@@ -63,7 +65,7 @@ export async function startKms(config: KmsConfig, log: Logger): Promise<KmsApp> 
     onShutdown('secure environments', () => ses.close())
 
     const audit = await createAuditLog(nc, {
-      source: config.instanceId,
+      source: instanceId,
       maxPending: config.audit.maxPending,
       ackTimeoutMs: config.audit.ackTimeoutMs,
       replicas: config.nats.replicas,

@@ -17,8 +17,8 @@ export const kmsConfigSchema = z
     instanceId: z
       .string()
       .min(1)
-      .default(`kms-${process.pid}`)
-      .describe('this replica in audit records (defaults to kms-<pid>; set it to the pod name)'),
+      .optional()
+      .describe('this replica in audit records and NATS connection names (default kms-<hostname>-<pid>; set it to the pod name)'),
     grpc: grpcServerConfigSchema({ port: 7001 }).prefault({}),
     nats: z
       .object({

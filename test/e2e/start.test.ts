@@ -1,0 +1,81 @@
+/**
+ * The main job, as a new user runs it: `npm start` (scripts/start.ts) brings up nats-server and
+ * every service; the KMS answers health and reflection without credentials; the README's plain
+ * gRPC client example works against it; Ctrl-C stops everything cleanly.
+ */
+import { after, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { join } from 'node:path'
+import { createConnection } from 'node:net'
+import * as grpc from '@grpc/grpc-js'
+import { grpcHealthCheck, grpcListServices, tmpDir } from '@m2msec/testkit'
+
+const root = join(import.meta.dirname, '..', '..')
+let platform: ChildProcess | undefined
+
+after(() => {
+  if (platform?.exitCode === null) platform.kill('SIGKILL')
+})
+
+function portOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createConnection({ host: '127.0.0.1', port })
+    s.once('connect', () => {
+      s.destroy()
+      resolve(true)
+    })
+    s.once('error', () => resolve(false))
+  })
+}
+
+test('npm start serves the KMS, the README example works, Ctrl-C stops cleanly', { timeout: 120_000 }, async () => {
+  const data = await tmpDir('m2msec-start')
+  platform = spawn(process.execPath, ['--import', 'tsx', 'scripts/start.ts', '--data-dir', data.path], {
+    cwd: root,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let output = ''
+  platform.stdout?.on('data', (c: Buffer) => (output += c.toString()))
+  platform.stderr?.on('data', (c: Buffer) => (output += c.toString()))
+  const deadline = Date.now() + 90_000
+  while (!output.includes('m2msec is running')) {
+    assert.ok(platform.exitCode === null, `npm start exited early:\n${output}`)
+    assert.ok(Date.now() < deadline, `npm start did not come up:\n${output}`)
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  const kmsPort = Number(/kms\s+grpc:\/\/127\.0\.0\.1:(\d+)/.exec(output)?.[1])
+  const natsPort = Number(/nats:\/\/127\.0\.0\.1:(\d+)/.exec(output)?.[1])
+  assert.ok(kmsPort > 0 && natsPort > 0, output)
+  const target = `127.0.0.1:${kmsPort}`
+  const insecure = grpc.credentials.createInsecure()
+
+  assert.equal(await grpcHealthCheck(target, insecure, 'm2msec.kms.v1.KeyManagement'), 'SERVING')
+  assert.equal(await grpcHealthCheck(target, insecure), 'SERVING')
+  assert.ok((await grpcListServices(target, insecure)).includes('m2msec.kms.v1.KeyManagement'))
+
+  const example = spawn(process.execPath, ['--import', 'tsx', 'examples/kms-client.ts', target, join(data.path, 'dev-admin.token')], {
+    cwd: root,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let exampleOut = ''
+  example.stdout?.on('data', (c: Buffer) => (exampleOut += c.toString()))
+  example.stderr?.on('data', (c: Buffer) => (exampleOut += c.toString()))
+  const [code] = (await once(example, 'exit')) as [number]
+  assert.equal(code, 0, exampleOut)
+  assert.match(exampleOut, /decrypted hello from a meter/)
+  assert.match(exampleOut, /GetKey unknown id -> NOT_FOUND ERR_KEY_NOT_FOUND/)
+  // The token never shows up in what npm start prints.
+  const { readFile } = await import('node:fs/promises')
+  const token = (await readFile(join(data.path, 'dev-admin.token'), 'utf8')).trim()
+  assert.ok(!output.includes(token), 'npm start printed the admin token')
+
+  platform.kill('SIGINT')
+  const [exitCode] = (await once(platform, 'exit')) as [number]
+  assert.equal(exitCode, 0, output)
+  assert.equal(await portOpen(kmsPort), false, 'the KMS still listens after Ctrl-C')
+  assert.equal(await portOpen(natsPort), false, 'nats-server still listens after Ctrl-C')
+  assert.match(output, /grpc stopped/)
+  await data.cleanup()
+})
