@@ -46,13 +46,19 @@ const enc = await call<{ ciphertext: Buffer; keyVersion: number }>('Encrypt', {
 })
 console.log('ciphertext', enc.ciphertext.toString('base64'), 'version', enc.keyVersion)
 
-const dec = await call<{ plaintext: Buffer }>('Decrypt', { ciphertext: enc.ciphertext, associatedData: Buffer.from('meter-42') })
+const dec = await call<{ plaintext: Buffer }>('Decrypt', {
+  ciphertext: enc.ciphertext,
+  associatedData: Buffer.from('meter-42'),
+})
 console.log('decrypted', dec.plaintext.toString())
 
 const signer = await call<{ key: { id: string; versions: { publicJwk: string }[] } }>('CreateKey', {
   keySpec: { keyId: `example-es256-${suffix}`, algorithm: 'KEY_ALGORITHM_EC_P256_SIGN' },
 })
-const sig = await call<{ signature: Buffer }>('Sign', { keyId: signer.key.id, message: Buffer.from('command: open valve') })
+const sig = await call<{ signature: Buffer }>('Sign', {
+  keyId: signer.key.id,
+  message: Buffer.from('command: open valve'),
+})
 console.log('ES256 signature', sig.signature.toString('base64url'), 'public JWK', signer.key.versions[0]?.publicJwk)
 
 const ses = await call<{ secureEnvironments: unknown[] }>('ListSecureEnvironments', {})

@@ -23,7 +23,9 @@ export function configTable(schema: z.ZodType, envPrefix: string): string {
     (f) =>
       `| \`${f.path}\` | \`${f.env}\` | ${cell(f.type)} | ${f.default === undefined ? (f.required ? 'required' : '') : `\`${cell(f.default)}\``} | ${cell(f.description ?? '')}${f.secret ? ' (secret)' : ''} |`,
   )
-  return ['| setting | environment variable | type | default | description |', '|---|---|---|---|---|', ...rows].join('\n')
+  return ['| setting | environment variable | type | default | description |', '|---|---|---|---|---|', ...rows].join(
+    '\n',
+  )
 }
 
 let stale = false

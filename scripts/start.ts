@@ -148,7 +148,9 @@ for (const svc of SERVICES) {
     [`${prefix}GRPC__PORT`]: String(port),
     [`${prefix}NATS__SERVERS`]: `nats://127.0.0.1:${natsPort}`,
     [`${prefix}AUTH__DEV_ADMIN_TOKEN_FILE`]: adminTokenFile,
-    [`${prefix}SECURE_ENVIRONMENTS`]: JSON.stringify([{ name: "software", type: "software", options: { masterKeyFile } }]),
+    [`${prefix}SECURE_ENVIRONMENTS`]: JSON.stringify([
+      { name: 'software', type: 'software', options: { masterKeyFile } },
+    ]),
   })
   await waitForPort(port, svc.name)
   started.push({ name: svc.name, port, api: svc.api })

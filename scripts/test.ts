@@ -43,9 +43,8 @@ if (files.length === 0) {
   console.error(`no test files found under ${roots.join(', ')}`)
   process.exit(1)
 }
-const result = spawnSync(
-  process.execPath,
-  ['--import', 'tsx', '--test', '--test-concurrency=2', ...files],
-  { cwd: root, stdio: 'inherit' },
-)
+const result = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', ...files], {
+  cwd: root,
+  stdio: 'inherit',
+})
 process.exit(result.status ?? 1)

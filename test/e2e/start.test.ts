@@ -55,10 +55,14 @@ test('npm start serves the KMS, the README example works, Ctrl-C stops cleanly',
   assert.equal(await grpcHealthCheck(target, insecure), 'SERVING')
   assert.ok((await grpcListServices(target, insecure)).includes('m2msec.kms.v1.KeyManagement'))
 
-  const example = spawn(process.execPath, ['--import', 'tsx', 'examples/kms-client.ts', target, join(data.path, 'dev-admin.token')], {
-    cwd: root,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
+  const example = spawn(
+    process.execPath,
+    ['--import', 'tsx', 'examples/kms-client.ts', target, join(data.path, 'dev-admin.token')],
+    {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  )
   let exampleOut = ''
   example.stdout?.on('data', (c: Buffer) => (exampleOut += c.toString()))
   example.stderr?.on('data', (c: Buffer) => (exampleOut += c.toString()))

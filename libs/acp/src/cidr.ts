@@ -33,8 +33,7 @@ function parseIpv4Bytes(text: string): Uint8Array | null {
     const c = i === text.length ? 46 : text.charCodeAt(i)
     if (c === 46) {
       // Leading zeros are rejected: "010" means 8 to some parsers and 10 to others.
-      if (digits === 0 || part > 3 || (digits > 1 && text.charCodeAt(i - digits) === 48))
-        return null
+      if (digits === 0 || part > 3 || (digits > 1 && text.charCodeAt(i - digits) === 48)) return null
       out[part++] = value
       value = 0
       digits = 0

@@ -20,12 +20,7 @@ import { M2msecError, invalidArgument, isM2msecError } from '@m2msec/errors'
 import { cidrContains, parseCidr, parseIpAddress, type Cidr, type IpAddress } from './cidr.ts'
 import { crontabMatches, parseCrontab, type Crontab } from './crontab.ts'
 import { inCircle, isValidCoordinate } from './geo.ts'
-import {
-  OPERATION_BITS,
-  type AccessControlPolicy,
-  type AccessControlRule,
-  type Operation,
-} from './model.ts'
+import { OPERATION_BITS, type AccessControlPolicy, type AccessControlRule, type Operation } from './model.ts'
 import {
   compileOriginators,
   matchOriginator,
@@ -207,8 +202,7 @@ export function compilePolicies(policies: Iterable<AccessControlPolicy>): Policy
 
 /** Where the originator is: coordinates (for circRegion) or a country (for countryCode). */
 export type RequestLocation =
-  | { readonly lat: number; readonly lon: number; readonly countryCode?: string }
-  | { readonly countryCode: string }
+  { readonly lat: number; readonly lon: number; readonly countryCode?: string } | { readonly countryCode: string }
 
 /** Context parameters of TS-0003 table 7.1.2-2. */
 export interface RequestContext {
@@ -339,9 +333,7 @@ class Prepared {
   private cachedForms: OriginatorForms | undefined = undefined
 
   constructor(readonly request: AccessRequest) {
-    this.opBit = Object.hasOwn(OPERATION_BITS, request.operation)
-      ? OPERATION_BITS[request.operation]
-      : 0
+    this.opBit = Object.hasOwn(OPERATION_BITS, request.operation) ? OPERATION_BITS[request.operation] : 0
     this.isCreate = request.operation === 'create'
     this.groupIds = request.groupIds ?? []
     this.authenticated = request.authenticated === true
@@ -381,9 +373,7 @@ function evalContext(ctx: CompiledContext, p: Prepared): Truth {
     const ip = p.ip
     if (ip === null) {
       p.missing =
-        p.request.context?.ipAddress === undefined
-          ? 'request has no IP address'
-          : 'request IP address is malformed'
+        p.request.context?.ipAddress === undefined ? 'request has no IP address' : 'request IP address is malformed'
       result = I
     } else if (!anyCidr(ctx.cidrs, ip)) {
       return F
@@ -520,11 +510,7 @@ function anyCidr(cidrs: readonly Cidr[], ip: IpAddress): boolean {
  * }, { explain: true })
  * ```
  */
-export function decide(
-  index: PolicyIndex,
-  request: AccessRequest,
-  options: DecideOptions = {},
-): Decision {
+export function decide(index: PolicyIndex, request: AccessRequest, options: DecideOptions = {}): Decision {
   const explain = options.explain === true
   const reasons: string[] = []
   const detail = explain ? reasons : null

@@ -34,17 +34,12 @@ export function isValidCoordinate(lat: number, lon: number): boolean {
 export function haversineMetres(lat1: number, lon1: number, lat2: number, lon2: number): number {
   const dLat = (lat2 - lat1) * RAD
   const dLon = (lon2 - lon1) * RAD
-  const a =
-    Math.sin(dLat / 2) ** 2 + Math.cos(lat1 * RAD) * Math.cos(lat2 * RAD) * Math.sin(dLon / 2) ** 2
+  const a = Math.sin(dLat / 2) ** 2 + Math.cos(lat1 * RAD) * Math.cos(lat2 * RAD) * Math.sin(dLon / 2) ** 2
   // min() guards against a > 1 from rounding for antipodal points.
   return 2 * EARTH_RADIUS_M * Math.asin(Math.min(1, Math.sqrt(a)))
 }
 
 /** True when the point lies in the circle; the boundary counts as inside. */
-export function inCircle(
-  lat: number,
-  lon: number,
-  circle: readonly [number, number, number],
-): boolean {
+export function inCircle(lat: number, lon: number, circle: readonly [number, number, number]): boolean {
   return haversineMetres(circle[0], circle[1], lat, lon) <= circle[2]
 }

@@ -9,14 +9,7 @@
  * - crontab.ts, cidr.ts, geo.ts, originator.ts: the matchers the rules need
  */
 export * from './model.ts'
-export {
-  parsePolicy,
-  parsePolicies,
-  parseRule,
-  parseSetOfAcrs,
-  MAX_LIST_LENGTH,
-  MAX_STRING_LENGTH,
-} from './parse.ts'
+export { parsePolicy, parsePolicies, parseRule, parseSetOfAcrs, MAX_LIST_LENGTH, MAX_STRING_LENGTH } from './parse.ts'
 export * from './engine.ts'
 export * from './tokens.ts'
 export * from './crontab.ts'

@@ -169,12 +169,7 @@ export function matchOriginator(
         const form = formFor(e.kind, forms)
         if (e.pattern !== null) {
           if (form !== null && e.pattern.test(form)) return true
-        } else if (
-          e.text === forms.raw ||
-          e.text === form ||
-          groupIds.includes(e.text) ||
-          roleIds.includes(e.text)
-        ) {
+        } else if (e.text === forms.raw || e.text === form || groupIds.includes(e.text) || roleIds.includes(e.text)) {
           return true
         }
       }

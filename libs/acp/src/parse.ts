@@ -148,8 +148,7 @@ function readResourceType(f: Field): number {
 
 function readOriginator(f: Field): string {
   const s = readString(f)
-  if (/\s/.test(s))
-    throw invalidArgument(`${f.path}: must not contain whitespace`, { path: f.path })
+  if (/\s/.test(s)) throw invalidArgument(`${f.path}: must not contain whitespace`, { path: f.path })
   if (isSpDomainEntry(s) && s.includes('*')) {
     throw invalidArgument(`${f.path}: wildcards are not applicable to SP domain names`, {
       path: f.path,
@@ -252,9 +251,7 @@ function readObjectDetails(f: Field): AccessControlObjectDetails {
   if (spty !== undefined) {
     // A mgmtDefinition is numeric in resource content; TS-0003 compares it "as a string".
     out.specializationType =
-      typeof spty.value === 'number' && Number.isSafeInteger(spty.value)
-        ? String(spty.value)
-        : readString(spty)
+      typeof spty.value === 'number' && Number.isSafeInteger(spty.value) ? String(spty.value) : readString(spty)
   }
   return out
 }
@@ -269,10 +266,7 @@ export function parseRule(input: unknown, path = 'rule'): AccessControlRule {
     accessControlAuthenticationFlag?: boolean
     accessControlObjectDetails?: AccessControlObjectDetails[]
   } = {
-    accessControlOriginators: readList(
-      required(fields, 'accessControlOriginators', path),
-      readOriginator,
-    ),
+    accessControlOriginators: readList(required(fields, 'accessControlOriginators', path), readOriginator),
     accessControlOperations: readOperations(required(fields, 'accessControlOperations', path)),
   }
   const acco = fields.get('accessControlContexts')
@@ -323,10 +317,7 @@ export function parsePolicy(input: unknown, path = ''): AccessControlPolicy {
   const at = path === '' ? 'policy' : path
   return {
     id: readString(required(fields, 'id', at)),
-    privileges: parseSetOfAcrs(
-      required(fields, 'privileges', at).value,
-      fieldPath(fields, 'privileges'),
-    ),
+    privileges: parseSetOfAcrs(required(fields, 'privileges', at).value, fieldPath(fields, 'privileges')),
     selfPrivileges: parseSetOfAcrs(
       required(fields, 'selfPrivileges', at).value,
       fieldPath(fields, 'selfPrivileges'),

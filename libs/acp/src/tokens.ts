@@ -68,16 +68,8 @@ function fail(code: ErrorCode, message: string, claim: string): never {
 }
 
 function claimString(payload: Record<string, unknown>, claim: string, required: true): string
-function claimString(
-  payload: Record<string, unknown>,
-  claim: string,
-  required: false,
-): string | undefined
-function claimString(
-  payload: Record<string, unknown>,
-  claim: string,
-  required: boolean,
-): string | undefined {
+function claimString(payload: Record<string, unknown>, claim: string, required: false): string | undefined
+function claimString(payload: Record<string, unknown>, claim: string, required: boolean): string | undefined {
   const v = payload[claim]
   if (v === undefined && !required) return undefined
   if (typeof v !== 'string' || v.length === 0) {

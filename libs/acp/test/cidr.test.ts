@@ -19,10 +19,7 @@ describe('addresses', () => {
     assert.deepEqual(ip('2001:DB8::1').bytes, full.bytes)
     assert.deepEqual([...ip('::').bytes], new Array(16).fill(0))
     assert.deepEqual([...ip('::1').bytes], [...new Array(15).fill(0), 1])
-    assert.deepEqual(
-      [...ip('::ffff:10.1.2.3').bytes],
-      [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 255, 255, 10, 1, 2, 3],
-    )
+    assert.deepEqual([...ip('::ffff:10.1.2.3').bytes], [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 255, 255, 10, 1, 2, 3])
     assert.deepEqual([...ip('1:2:3:4:5:6:7::').bytes].slice(12), [0, 7, 0, 0])
   })
   test('malformed addresses are null', () => {

@@ -106,8 +106,7 @@ const S_OPS =
   'res_ops(k) = ismember(Operation, acr(k)_accessControlOperations) [TS-0003 §7.1.5]; CREATE = 1, RETRIEVE = 2, UPDATE = 4, DELETE = 8, NOTIFY = 16, DISCOVERY = 32 [TS-0004 table 6.3.4.2.29-1]'
 const S_DISC =
   'the Discovery operation is indicated by op = Retrieve in combination with the provisioning of fc [TS-0003 §7.1.3]: Discovery has its own bit'
-const S_ORIG =
-  'res_origs(k) = ismember(Originator, acr(k)_accessControlOriginators) [TS-0003 §7.1.5]'
+const S_ORIG = 'res_origs(k) = ismember(Originator, acr(k)_accessControlOriginators) [TS-0003 §7.1.5]'
 const S_ALL =
   'If access for all originators is to be allowed, the reserved keyword "all" may be included [TS-0003 §7.1.3]'
 const S_DOMAIN =
@@ -125,11 +124,9 @@ const S_NOWILD =
 const S_AUTHN = 'Table 7.1.5-1: Evaluating res_authn(k)'
 const S_AUTHN_ABSENT =
   'If the accessControlAuthenticationFlag parameter is not present, then the value is assumed to be FALSE [TS-0003 §7.1.3]'
-const S_CTX =
-  'res_context(k, m) = res_time(k, m) AND res_ip(k, m) AND res_loc(k, m) [TS-0003 §7.1.5]'
+const S_CTX = 'res_context(k, m) = res_time(k, m) AND res_ip(k, m) AND res_loc(k, m) [TS-0003 §7.1.5]'
 const S_CTXS = 'res_ctxts(k) = res_context(k, 1) ... OR res_context(k, M_k) [TS-0003 §7.1.5]'
-const S_PAIR =
-  'For pairs, any context parameters associated with a request message are admissible [TS-0003 §7.1.3]'
+const S_PAIR = 'For pairs, any context parameters associated with a request message are admissible [TS-0003 §7.1.3]'
 const S_TIME =
   'res_time(k, m) = ismember(rq_time, acr(k)_accessControlWindow(m)); "* 0-5 2,6,10 * * * *" = 2:00-2:05, 6:00-6:05, 10:00-10:05; matched in UTC [TS-0004 §7.4.9.1]'
 const S_IP =
@@ -139,8 +136,7 @@ const S_CIRC =
 const S_COUNTRY = 'represented by a 2-character country code [TS-0003 §7.1.3]'
 const S_INDET =
   'or the access decision algorithm is not capable of deriving a final result (e.g. due to indeterminate parameters), then the access decision ... shall be "Deny" [TS-0003 §7.1.4]'
-const S_OBJD =
-  'res_childResource(k, m) = ismember(Resource Type, childResourceType(k, m, j)) [TS-0003 §7.1.5]'
+const S_OBJD = 'res_childResource(k, m) = ismember(Resource Type, childResourceType(k, m, j)) [TS-0003 §7.1.5]'
 const S_OBJD_CREATE =
   'The fourth partial logical result res_objd(k) applies to Create request primitives only [TS-0003 §7.1.5]'
 const S_OBJD_NONE =
@@ -614,9 +610,7 @@ const cases: Case[] = [
   {
     spec: S_IP,
     name: 'IPv6 /64 edge: abcd:ffff:abb0:aaab:: denies',
-    policies: one(
-      ctx({ accessControlIpAddresses: { ipv6Addresses: ['abcd:ffff:abb0:aaaa::/64'] } }),
-    ),
+    policies: one(ctx({ accessControlIpAddresses: { ipv6Addresses: ['abcd:ffff:abb0:aaaa::/64'] } })),
     request: { context: { ipAddress: 'abcd:ffff:abb0:aaab::' } },
     expect: 'deny',
   },
@@ -946,10 +940,7 @@ const cases: Case[] = [
   {
     spec: S_PO,
     name: 'first policy does not apply, second permits',
-    policies: [
-      acp('acp-a', [{ accessControlOriginators: ['//sp.example/cse1/other'] }]),
-      acp('acp-b', [{}]),
-    ],
+    policies: [acp('acp-a', [{ accessControlOriginators: ['//sp.example/cse1/other'] }]), acp('acp-b', [{}])],
     request: { targetPolicyIds: ['acp-a', 'acp-b'] },
     expect: 'permit',
     matched: 'acp-b/privileges[0]',
@@ -957,10 +948,7 @@ const cases: Case[] = [
   {
     spec: S_PO,
     name: 'order does not matter: permitting policy listed first',
-    policies: [
-      acp('acp-a', [{ accessControlOriginators: ['//sp.example/cse1/other'] }]),
-      acp('acp-b', [{}]),
-    ],
+    policies: [acp('acp-a', [{ accessControlOriginators: ['//sp.example/cse1/other'] }]), acp('acp-b', [{}])],
     request: { targetPolicyIds: ['acp-b', 'acp-a'] },
     expect: 'permit',
     matched: 'acp-b/privileges[0]',
@@ -1026,13 +1014,7 @@ const cases: Case[] = [
   {
     spec: S_SELF,
     name: 'a policy change by an originator only in privileges: deny',
-    policies: [
-      acp(
-        'acp',
-        [{ accessControlOriginators: ['all'] }],
-        [{ accessControlOriginators: ['/cse1/admin'] }],
-      ),
-    ],
+    policies: [acp('acp', [{ accessControlOriginators: ['all'] }], [{ accessControlOriginators: ['/cse1/admin'] }])],
     request: { operation: 'update', isPolicyChange: true },
     expect: 'deny',
   },
@@ -1040,11 +1022,7 @@ const cases: Case[] = [
     spec: S_SELF,
     name: 'a policy change by an originator in selfPrivileges: permit',
     policies: [
-      acp(
-        'acp',
-        [{ accessControlOriginators: ['/cse1/other'] }],
-        [{ accessControlOriginators: ['/cse1/admin'] }],
-      ),
+      acp('acp', [{ accessControlOriginators: ['/cse1/other'] }], [{ accessControlOriginators: ['/cse1/admin'] }]),
     ],
     request: { operation: 'update', isPolicyChange: true, originator: '//sp.example/cse1/admin' },
     expect: 'permit',
@@ -1054,11 +1032,7 @@ const cases: Case[] = [
     spec: S_SELF,
     name: 'selfPrivileges do not grant access to other resources',
     policies: [
-      acp(
-        'acp',
-        [{ accessControlOriginators: ['/cse1/other'] }],
-        [{ accessControlOriginators: ['/cse1/admin'] }],
-      ),
+      acp('acp', [{ accessControlOriginators: ['/cse1/other'] }], [{ accessControlOriginators: ['/cse1/admin'] }]),
     ],
     request: { operation: 'update', originator: '//sp.example/cse1/admin' },
     expect: 'deny',
@@ -1066,9 +1040,7 @@ const cases: Case[] = [
   {
     spec: S_SELF,
     name: 'selfPrivileges are full rules: their operation bits apply (RETRIEVE-only pvs denies DELETE)',
-    policies: [
-      acp('acp', [], [{ accessControlOriginators: ['/cse1/admin'], accessControlOperations: 2 }]),
-    ],
+    policies: [acp('acp', [], [{ accessControlOriginators: ['/cse1/admin'], accessControlOperations: 2 }])],
     request: { operation: 'delete', isPolicyChange: true, originator: '/cse1/admin' },
     expect: 'deny',
   },
@@ -1086,10 +1058,7 @@ describe('TS-0003 §7.1 access decision (table)', () => {
         assert.ok(d.matched)
         assert.equal(d.matched.source, 'policy')
         if (d.matched.source === 'policy' && c.matched !== undefined) {
-          assert.equal(
-            `${d.matched.policyId}/${d.matched.attribute}[${d.matched.ruleIndex}]`,
-            c.matched,
-          )
+          assert.equal(`${d.matched.policyId}/${d.matched.attribute}[${d.matched.ruleIndex}]`, c.matched)
         }
       } else {
         assert.equal(d.matched, undefined)
@@ -1110,10 +1079,7 @@ describe('Explain', () => {
         { accessControlOriginators: ['//sp.example/cse1/other'] },
         { accessControlAuthenticationFlag: true },
       ]),
-      acp('acp-b', [
-        ctx({ accessControlLocationRegion: { circRegion: CIRCLE } }),
-        objd({ childResourceType: [4] }),
-      ]),
+      acp('acp-b', [ctx({ accessControlLocationRegion: { circRegion: CIRCLE } }), objd({ childResourceType: [4] })]),
     ])
     const d = decide(
       index,
@@ -1139,10 +1105,7 @@ describe('Explain', () => {
   test('without explain a deny carries only the summary and unknown ids', () => {
     const index = compilePolicies(one({ accessControlOperations: 1 }))
     const d = decide(index, request({ targetPolicyIds: ['nope', 'acp'] }))
-    assert.deepEqual(d.reasons, [
-      'policy nope: not found',
-      'deny: no applicable rule permits (1 rules considered)',
-    ])
+    assert.deepEqual(d.reasons, ['policy nope: not found', 'deny: no applicable rule permits (1 rules considered)'])
   })
   test('a permit names the deciding rule', () => {
     const index = compilePolicies(one({}))
@@ -1155,8 +1118,7 @@ describe('determinism and input hygiene', () => {
   test('the same request gives the same result; the index is not modified', () => {
     const index = compilePolicies([acp('acp', [{ accessControlOperations: 1 }, {}])])
     const first = decide(index, request({}), { explain: true })
-    for (let i = 0; i < 5; i++)
-      assert.deepEqual(decide(index, request({}), { explain: true }), first)
+    for (let i = 0; i < 5; i++) assert.deepEqual(decide(index, request({}), { explain: true }), first)
     assert.equal(index.size, 1)
   })
   test('an unknown operation name denies', () => {

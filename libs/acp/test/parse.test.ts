@@ -1,11 +1,6 @@
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import {
-  compilePolicies,
-  parsePolicies,
-  parsePolicy,
-  type AccessControlPolicy,
-} from '../src/index.ts'
+import { compilePolicies, parsePolicies, parsePolicy, type AccessControlPolicy } from '../src/index.ts'
 
 /** A valid policy in short names, as a CSE stores it; tests break one field at a time. */
 function shortPolicy(): Record<string, unknown> {
@@ -65,9 +60,7 @@ describe('parsePolicy: accepted input', () => {
     assert.deepEqual(rule.accessControlContexts?.[1]?.accessControlLocationRegion, {
       countryCode: ['FR', 'DE'],
     })
-    assert.deepEqual(rule.accessControlObjectDetails, [
-      { resourceType: 3, childResourceType: [4, 23] },
-    ])
+    assert.deepEqual(rule.accessControlObjectDetails, [{ resourceType: 3, childResourceType: [4, 23] }])
     assert.equal(p.selfPrivileges.accessControlRule.length, 1)
   })
   test('long names are accepted, and the result parses to itself', () => {
@@ -81,25 +74,14 @@ describe('parsePolicy: accepted input', () => {
   })
   test('a numeric specializationType (mgmtDefinition) is kept as a string', () => {
     const p = parsePolicy(broken((x) => (x.pv.acr[0].acod = [{ ty: 14, spty: 1001, chty: [13] }])))
-    assert.equal(
-      p.privileges.accessControlRule[0]?.accessControlObjectDetails?.[0]?.specializationType,
-      '1001',
-    )
+    assert.equal(p.privileges.accessControlRule[0]?.accessControlObjectDetails?.[0]?.specializationType, '1001')
   })
 })
 
 describe('parsePolicy: malformed input names the field and accepts nothing', () => {
   const cases: Array<[string, (p: any) => void, string]> = [
-    [
-      'malformed crontab',
-      (p) => (p.pv.acr[0].acco[0].actw = ['* 0-5 2,6,10 * * *']),
-      'pv.acr[0].acco[0].actw[0]',
-    ],
-    [
-      'crontab out of range',
-      (p) => (p.pv.acr[0].acco[0].actw = ['* * 25 * * * *']),
-      'pv.acr[0].acco[0].actw[0]',
-    ],
+    ['malformed crontab', (p) => (p.pv.acr[0].acco[0].actw = ['* 0-5 2,6,10 * * *']), 'pv.acr[0].acco[0].actw[0]'],
+    ['crontab out of range', (p) => (p.pv.acr[0].acco[0].actw = ['* * 25 * * * *']), 'pv.acr[0].acco[0].actw[0]'],
     ['crontab not a string', (p) => (p.pv.acr[0].acco[0].actw = [5]), 'pv.acr[0].acco[0].actw[0]'],
     [
       'malformed IPv4 CIDR',
@@ -127,26 +109,10 @@ describe('parsePolicy: malformed input names the field and accepts nothing', () 
     ['bit mask negative', (p) => (p.pv.acr[0].acop = -1), 'pv.acr[0].acop'],
     ['bit mask fractional', (p) => (p.pv.acr[0].acop = 2.5), 'pv.acr[0].acop'],
     ['bit mask as string', (p) => (p.pv.acr[0].acop = '63'), 'pv.acr[0].acop'],
-    [
-      'latitude > 90',
-      (p) => (p.pv.acr[0].acco[0].aclr = { accr: [90.5, 0, 10] }),
-      'pv.acr[0].acco[0].aclr.accr',
-    ],
-    [
-      'longitude < -180',
-      (p) => (p.pv.acr[0].acco[0].aclr = { accr: [0, -181, 10] }),
-      'pv.acr[0].acco[0].aclr.accr',
-    ],
-    [
-      'negative radius',
-      (p) => (p.pv.acr[0].acco[0].aclr = { accr: [0, 0, -1] }),
-      'pv.acr[0].acco[0].aclr.accr',
-    ],
-    [
-      'circle with 2 numbers',
-      (p) => (p.pv.acr[0].acco[0].aclr = { accr: [0, 0] }),
-      'pv.acr[0].acco[0].aclr.accr',
-    ],
+    ['latitude > 90', (p) => (p.pv.acr[0].acco[0].aclr = { accr: [90.5, 0, 10] }), 'pv.acr[0].acco[0].aclr.accr'],
+    ['longitude < -180', (p) => (p.pv.acr[0].acco[0].aclr = { accr: [0, -181, 10] }), 'pv.acr[0].acco[0].aclr.accr'],
+    ['negative radius', (p) => (p.pv.acr[0].acco[0].aclr = { accr: [0, 0, -1] }), 'pv.acr[0].acco[0].aclr.accr'],
+    ['circle with 2 numbers', (p) => (p.pv.acr[0].acco[0].aclr = { accr: [0, 0] }), 'pv.acr[0].acco[0].aclr.accr'],
     [
       'circle with NaN',
       (p) => (p.pv.acr[0].acco[0].aclr = { accr: [0, Number.NaN, 1] }),
@@ -157,50 +123,26 @@ describe('parsePolicy: malformed input names the field and accepts nothing', () 
       (p) => (p.pv.acr[0].acco[0].aclr = { accr: [0, 0, 1], accc: ['FR'] }),
       'pv.acr[0].acco[0].aclr',
     ],
-    [
-      'neither circle nor country',
-      (p) => (p.pv.acr[0].acco[0].aclr = {}),
-      'pv.acr[0].acco[0].aclr',
-    ],
-    [
-      '3-letter country code',
-      (p) => (p.pv.acr[0].acco[1].aclr = { accc: ['FRA'] }),
-      'pv.acr[0].acco[1].aclr.accc[0]',
-    ],
+    ['neither circle nor country', (p) => (p.pv.acr[0].acco[0].aclr = {}), 'pv.acr[0].acco[0].aclr'],
+    ['3-letter country code', (p) => (p.pv.acr[0].acco[1].aclr = { accc: ['FRA'] }), 'pv.acr[0].acco[1].aclr.accc[0]'],
     ['missing originators', (p) => delete p.pv.acr[0].acor, 'pv.acr[0]'],
     ['empty originators', (p) => (p.pv.acr[0].acor = []), 'pv.acr[0].acor'],
     ['empty originator string', (p) => (p.pv.acr[0].acor = ['']), 'pv.acr[0].acor[0]'],
     ['wildcard in an SP domain', (p) => (p.pv.acr[0].acor = ['//*.example']), 'pv.acr[0].acor[0]'],
     ['missing operations', (p) => delete p.pv.acr[0].acop, 'pv.acr[0]'],
     ['auth flag not boolean', (p) => (p.pv.acr[0].acaf = 'true'), 'pv.acr[0].acaf'],
-    [
-      'object details without childResourceType',
-      (p) => (p.pv.acr[0].acod = [{ ty: 3 }]),
-      'pv.acr[0].acod[0]',
-    ],
-    [
-      'child resource type not a number',
-      (p) => (p.pv.acr[0].acod = [{ chty: ['cin'] }]),
-      'pv.acr[0].acod[0].chty[0]',
-    ],
+    ['object details without childResourceType', (p) => (p.pv.acr[0].acod = [{ ty: 3 }]), 'pv.acr[0].acod[0]'],
+    ['child resource type not a number', (p) => (p.pv.acr[0].acod = [{ chty: ['cin'] }]), 'pv.acr[0].acod[0].chty[0]'],
     ['empty window list', (p) => (p.pv.acr[0].acco[0].actw = []), 'pv.acr[0].acco[0].actw'],
     ['empty context list', (p) => (p.pv.acr[0].acco = []), 'pv.acr[0].acco'],
     ['unknown element in a rule (Rel-4 aca)', (p) => (p.pv.acr[0].aca = []), 'pv.acr[0].aca'],
-    [
-      'unknown element in a context',
-      (p) => (p.pv.acr[0].acco[0].acul = 1),
-      'pv.acr[0].acco[0].acul',
-    ],
+    ['unknown element in a context', (p) => (p.pv.acr[0].acco[0].acul = 1), 'pv.acr[0].acco[0].acul'],
     [
       'long and short name together',
       (p) => (p.pv.acr[0].accessControlOperations = 2),
       'pv.acr[0].accessControlOperations',
     ],
-    [
-      'empty selfPrivileges ("must contain at least one rule")',
-      (p) => (p.pvs = { acr: [] }),
-      'pvs.acr',
-    ],
+    ['empty selfPrivileges ("must contain at least one rule")', (p) => (p.pvs = { acr: [] }), 'pvs.acr'],
     ['missing selfPrivileges', (p) => delete p.pvs, 'policy'],
     ['missing id', (p) => delete p.ri, 'policy'],
     ['rule is not an object', (p) => (p.pv.acr[0] = 'rule'), 'pv.acr[0]'],

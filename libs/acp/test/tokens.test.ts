@@ -41,12 +41,7 @@ const EXPECT: TokenExpectations = {
   now: NOW,
 }
 
-function rejects(
-  p: unknown,
-  code: string,
-  claim: string,
-  expect: TokenExpectations = EXPECT,
-): void {
+function rejects(p: unknown, code: string, claim: string, expect: TokenExpectations = EXPECT): void {
   assert.throws(
     () => checkTokenClaims(p, expect),
     (err: unknown) => {
@@ -54,10 +49,7 @@ function rejects(
       assert.equal(e.code, code)
       assert.equal(e.details?.claim, claim)
       // Messages name the claim, never echo token content.
-      assert.ok(
-        !(e.message ?? '').includes(ISSUER) && !(e.message ?? '').includes(HOLDER),
-        e.message,
-      )
+      assert.ok(!(e.message ?? '').includes(ISSUER) && !(e.message ?? '').includes(HOLDER), e.message)
       return true
     },
   )
@@ -88,9 +80,7 @@ describe('token claim set and JWT mapping (table 7.3.2.6.2-1)', () => {
             {
               resourceIDs: [TARGET],
               privileges: {
-                accessControlRule: [
-                  { accessControlOriginators: ['all'], accessControlOperations: 2 },
-                ],
+                accessControlRule: [{ accessControlOriginators: ['all'], accessControlOperations: 2 }],
               },
             },
           ],
@@ -119,19 +109,13 @@ describe('token claim set and JWT mapping (table 7.3.2.6.2-1)', () => {
     rejects(null, 'ERR_TOKEN_INVALID', 'payload')
   })
   test('"If the privileges element is present, then [resourceIDs] shall be present"', () => {
-    rejects(
-      payload({ tkps: { pm: [{ pv: { acr: [{ acor: ['all'], acop: 2 }] } }] } }),
-      'ERR_TOKEN_INVALID',
-      'tkps',
-    )
+    rejects(payload({ tkps: { pm: [{ pv: { acr: [{ acor: ['all'], acop: 2 }] } }] } }), 'ERR_TOKEN_INVALID', 'tkps')
   })
   test('malformed rules inside tkps are rejected like policy rules', () => {
     rejects(
       payload({
         tkps: {
-          pm: [
-            { ris: [TARGET], pv: { acr: [{ acor: ['all'], acop: 2, acco: [{ actw: ['bad'] }] }] } },
-          ],
+          pm: [{ ris: [TARGET], pv: { acr: [{ acor: ['all'], acop: 2, acco: [{ actw: ['bad'] }] }] } }],
         },
       }),
       'ERR_TOKEN_INVALID',
@@ -188,9 +172,7 @@ describe('token permissions in the access decision (§7.3.2.5)', () => {
         accessControlRule: [{ accessControlOriginators: ['R-reader'], accessControlOperations: 2 }],
       },
       selfPrivileges: {
-        accessControlRule: [
-          { accessControlOriginators: ['/in-cse/admin'], accessControlOperations: 63 },
-        ],
+        accessControlRule: [{ accessControlOriginators: ['/in-cse/admin'], accessControlOperations: 63 }],
       },
     },
   ]
@@ -247,19 +229,12 @@ describe('token permissions in the access decision (§7.3.2.5)', () => {
     const token = checkTokenClaims(
       payload({
         tkps: {
-          pm: [
-            { rids: ['R-writer'] },
-            { ris: [TARGET], pv: { acr: [{ acor: ['R-writer'], acop: 4 }] } },
-          ],
+          pm: [{ rids: ['R-writer'] }, { ris: [TARGET], pv: { acr: [{ acor: ['R-writer'], acop: 4 }] } }],
         },
       }),
       EXPECT,
     )
-    const d = decide(
-      index,
-      base({ operation: 'update', tokenGrants: tokenGrants(token, TARGET) }),
-      { explain: true },
-    )
+    const d = decide(index, base({ operation: 'update', tokenGrants: tokenGrants(token, TARGET) }), { explain: true })
     assert.equal(d.decision, 'deny', d.reasons.join('\n'))
   })
   test('token privileges keep their contexts (a window that is closed denies)', () => {
@@ -274,10 +249,6 @@ describe('token permissions in the access decision (§7.3.2.5)', () => {
       }),
       EXPECT,
     )
-    assert.equal(
-      decide(index, base({ operation: 'update', tokenGrants: tokenGrants(token, TARGET) }))
-        .decision,
-      'deny',
-    )
+    assert.equal(decide(index, base({ operation: 'update', tokenGrants: tokenGrants(token, TARGET) })).decision, 'deny')
   })
 })

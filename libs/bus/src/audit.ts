@@ -363,12 +363,7 @@ class AuditWriter implements AuditLog {
 }
 
 function unavailable(message: string, source: string, cause?: unknown): M2msecError {
-  return new M2msecError(
-    'ERR_AUDIT_UNAVAILABLE',
-    message,
-    { source },
-    cause === undefined ? undefined : { cause },
-  )
+  return new M2msecError('ERR_AUDIT_UNAVAILABLE', message, { source }, cause === undefined ? undefined : { cause })
 }
 
 /** Copies the caller's fields in a fixed order, dropping anything else. */
@@ -387,8 +382,7 @@ function pickRecord(r: AuditRecord): AuditRecord {
 }
 
 function validateRecord(r: AuditRecord): void {
-  const bad = (message: string): M2msecError =>
-    new M2msecError('ERR_INVALID_ARGUMENT', `audit record: ${message}`)
+  const bad = (message: string): M2msecError => new M2msecError('ERR_INVALID_ARGUMENT', `audit record: ${message}`)
   if (typeof r !== 'object' || r === null) throw bad('not an object')
   for (const field of ['time', 'tenant', 'principal', 'action', 'resource'] as const) {
     const value: unknown = r[field]
@@ -408,8 +402,7 @@ function validateRecord(r: AuditRecord): void {
         throw bad('details values must be string, number or boolean')
     }
   }
-  if (Buffer.byteLength(JSON.stringify(r)) > MAX_RECORD_BYTES)
-    throw bad(`larger than ${MAX_RECORD_BYTES} bytes`)
+  if (Buffer.byteLength(JSON.stringify(r)) > MAX_RECORD_BYTES) throw bad(`larger than ${MAX_RECORD_BYTES} bytes`)
 }
 
 /** Parses one stored line; returns a reason string when it is not a well-formed record. */

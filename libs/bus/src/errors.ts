@@ -46,20 +46,14 @@ export function toBusError(
 ): M2msecError {
   if (isM2msecError(err)) return err
   if (isWrongLastSequence(err)) {
-    return new M2msecError(
-      codes.conflict ?? 'ERR_REVISION_CONFLICT',
-      `${operation}: revision conflict`,
-      details,
-      { cause: err },
-    )
+    return new M2msecError(codes.conflict ?? 'ERR_REVISION_CONFLICT', `${operation}: revision conflict`, details, {
+      cause: err,
+    })
   }
   if (isUnavailable(err)) {
-    return new M2msecError(
-      codes.unavailable ?? 'ERR_UNAVAILABLE',
-      `${operation}: NATS unavailable`,
-      details,
-      { cause: err },
-    )
+    return new M2msecError(codes.unavailable ?? 'ERR_UNAVAILABLE', `${operation}: NATS unavailable`, details, {
+      cause: err,
+    })
   }
   return new M2msecError('ERR_INTERNAL', `${operation} failed`, details, { cause: err })
 }

@@ -115,8 +115,7 @@ export function subscribeEvents<T = unknown>(
   opts: { queue?: string; onError?: (err: unknown, subject: string) => void } = {},
 ): EventSubscription {
   const onError =
-    opts.onError ??
-    ((err: unknown, subj: string) => process.emitWarning(`event handler on ${subj}: ${String(err)}`))
+    opts.onError ?? ((err: unknown, subj: string) => process.emitWarning(`event handler on ${subj}: ${String(err)}`))
   let sub
   try {
     sub = nc.subscribe(subject, opts.queue === undefined ? {} : { queue: opts.queue })
@@ -128,9 +127,7 @@ export function subscribeEvents<T = unknown>(
       try {
         const event = parseEnvelope<T>(msg)
         const ctx = extractTraceContext(msg.headers)
-        await otelContext.with(ctx, () =>
-          handler(event, { subject: msg.subject, context: ctx, headers: msg.headers }),
-        )
+        await otelContext.with(ctx, () => handler(event, { subject: msg.subject, context: ctx, headers: msg.headers }))
       } catch (err) {
         onError(err, msg.subject)
       }
@@ -149,12 +146,7 @@ function parseEnvelope<T>(msg: Msg): EventEnvelope<T> {
   try {
     value = JSON.parse(decoder.decode(msg.data))
   } catch (err) {
-    throw new M2msecError(
-      'ERR_INVALID_ARGUMENT',
-      'event is not JSON',
-      { subject: msg.subject },
-      { cause: err },
-    )
+    throw new M2msecError('ERR_INVALID_ARGUMENT', 'event is not JSON', { subject: msg.subject }, { cause: err })
   }
   const e = value as Partial<EventEnvelope<T>> | null
   if (

@@ -179,20 +179,14 @@ export class KvRepository<T> {
    * 10), then throws ERR_REVISION_CONFLICT. `fn` must be pure (it may run more than once);
    * throw from it to abort.
    */
-  async modify(
-    key: string,
-    fn: (current: T | undefined) => T,
-    opts: { retries?: number } = {},
-  ): Promise<Versioned<T>> {
+  async modify(key: string, fn: (current: T | undefined) => T, opts: { retries?: number } = {}): Promise<Versioned<T>> {
     const retries = opts.retries ?? 10
     for (let attempt = 0; ; attempt++) {
       const current = await this.get(key)
       const next = fn(current?.value)
       try {
         const revision =
-          current === undefined
-            ? await this.create(key, next)
-            : await this.update(key, next, current.revision)
+          current === undefined ? await this.create(key, next) : await this.update(key, next, current.revision)
         return { value: next, revision }
       } catch (err) {
         const conflict =
@@ -256,8 +250,7 @@ export class KvRepository<T> {
     opts: { onError?: (err: unknown) => void } = {},
   ): Promise<KvWatch> {
     const filter = prefixFilter(prefix)
-    const onError =
-      opts.onError ?? ((err: unknown) => process.emitWarning(`kv watch ${this.bucket}: ${String(err)}`))
+    const onError = opts.onError ?? ((err: unknown) => process.emitWarning(`kv watch ${this.bucket}: ${String(err)}`))
     let iter: Awaited<ReturnType<KV['watch']>>
     // Delete markers at or below the stream's last sequence before the watch are part of the
     // initial snapshot (keys removed earlier), not changes: they are skipped. Later ones are

@@ -48,9 +48,7 @@ export const subjects = {
   /** Subscription filter: every event of `area`, for one tenant or (without `tenant`) all. */
   eventsOf(area: string, tenant?: string): string {
     checkArea(area)
-    return tenant === undefined
-      ? `${EVENT_PREFIX}.${area}.>`
-      : `${EVENT_PREFIX}.${area}.${encodeToken(tenant)}.>`
+    return tenant === undefined ? `${EVENT_PREFIX}.${area}.>` : `${EVENT_PREFIX}.${area}.${encodeToken(tenant)}.>`
   },
   /** Splits an event subject back into area, decoded tenant and name. */
   parseEvent(subject: string): EventSubject {

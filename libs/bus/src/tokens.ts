@@ -25,8 +25,7 @@ export function encodeToken(value: string): string {
     if (SAFE.test(ch)) {
       out += ch
     } else {
-      for (const byte of Buffer.from(ch, 'utf8'))
-        out += `=${byte.toString(16).toUpperCase().padStart(2, '0')}`
+      for (const byte of Buffer.from(ch, 'utf8')) out += `=${byte.toString(16).toUpperCase().padStart(2, '0')}`
     }
   }
   return out

@@ -31,10 +31,7 @@ const getter: TextMapGetter<MsgHdrs | undefined> = {
  * nc.publish(subject, data, { headers: h })
  * ```
  */
-export function injectTraceHeaders(
-  ctx: Context = otelContext.active(),
-  into: MsgHdrs = natsHeaders(),
-): MsgHdrs {
+export function injectTraceHeaders(ctx: Context = otelContext.active(), into: MsgHdrs = natsHeaders()): MsgHdrs {
   propagation.inject(ctx, into, setter)
   return into
 }

@@ -147,10 +147,7 @@ test('checkAuditMessages detects edit, removal, reorder and a wrong source', () 
   const reordered = [lines[0], lines[2], lines[1], lines[3]] as string[]
   assert.equal(checkAuditMessages(msgs(reordered)).firstBad?.seq, 2)
   const wrongSubject = msgs(lines).map((m) => ({ ...m, subject: auditSubject('other') }))
-  assert.match(
-    checkAuditMessages(wrongSubject).firstBad?.reason ?? '',
-    /names source s on the subject of other/,
-  )
+  assert.match(checkAuditMessages(wrongSubject).firstBad?.reason ?? '', /names source s on the subject of other/)
 })
 
 test('append validates records', async () => {

@@ -51,7 +51,11 @@ export function hkdfExpand(prk: Uint8Array, info: Uint8Array, length: number): U
   const blocks: Uint8Array[] = []
   let previous: Uint8Array = new Uint8Array(0)
   for (let i = 1, produced = 0; produced < length; i++) {
-    previous = toBytes(createHmac('sha256', prk).update(concatBytes(previous, info, Uint8Array.of(i))).digest())
+    previous = toBytes(
+      createHmac('sha256', prk)
+        .update(concatBytes(previous, info, Uint8Array.of(i)))
+        .digest(),
+    )
     blocks.push(previous)
     produced += previous.length
   }

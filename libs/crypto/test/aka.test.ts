@@ -60,15 +60,26 @@ describe('AUTN and AUTS layout', () => {
     assert.deepEqual(parts.macA, hexToBytes('0102030405060708'))
   })
   test('buildAuts/parseAuts', () => {
-    const auts = buildAuts({ sqnMs: hexToBytes('00000000001f'), akStar: hexToBytes('000000000001'), macS: new Uint8Array(8) })
+    const auts = buildAuts({
+      sqnMs: hexToBytes('00000000001f'),
+      akStar: hexToBytes('000000000001'),
+      macS: new Uint8Array(8),
+    })
     assert.deepEqual(auts, hexToBytes('00000000001e0000000000000000'))
     assert.deepEqual(parseAuts(auts).sqnMsXorAkStar, hexToBytes('00000000001e'))
   })
   test('bad lengths name the field', () => {
-    assert.throws(() => parseAutn(new Uint8Array(15)), { code: 'ERR_INVALID_ARGUMENT', message: 'autn must be 16 bytes' })
-    assert.throws(() => parseAuts(new Uint8Array(16)), { code: 'ERR_INVALID_ARGUMENT', message: 'auts must be 14 bytes' })
+    assert.throws(() => parseAutn(new Uint8Array(15)), {
+      code: 'ERR_INVALID_ARGUMENT',
+      message: 'autn must be 16 bytes',
+    })
+    assert.throws(() => parseAuts(new Uint8Array(16)), {
+      code: 'ERR_INVALID_ARGUMENT',
+      message: 'auts must be 14 bytes',
+    })
     assert.throws(
-      () => buildAutn({ sqn: new Uint8Array(6), ak: new Uint8Array(6), amf: new Uint8Array(2), macA: new Uint8Array(4) }),
+      () =>
+        buildAutn({ sqn: new Uint8Array(6), ak: new Uint8Array(6), amf: new Uint8Array(2), macA: new Uint8Array(4) }),
       { code: 'ERR_INVALID_ARGUMENT', message: 'macA must be 8 bytes' },
     )
   })

@@ -26,7 +26,11 @@ test('output length bounds and PRK length are enforced', () => {
   const prk = new Uint8Array(32)
   for (const length of [0, -1, 1.5, HKDF_SHA256_MAX_LENGTH + 1]) {
     assert.throws(() => hkdfExpand(prk, new Uint8Array(0), length), { code: 'ERR_INVALID_ARGUMENT' }, String(length))
-    assert.throws(() => hkdfSha256(prk, prk, new Uint8Array(0), length), { code: 'ERR_INVALID_ARGUMENT' }, String(length))
+    assert.throws(
+      () => hkdfSha256(prk, prk, new Uint8Array(0), length),
+      { code: 'ERR_INVALID_ARGUMENT' },
+      String(length),
+    )
   }
   assert.throws(() => hkdfExpand(new Uint8Array(31), new Uint8Array(0), 32), {
     code: 'ERR_INVALID_ARGUMENT',

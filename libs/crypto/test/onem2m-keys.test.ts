@@ -74,7 +74,10 @@ test('exporter output: first 16 bytes are the relative id, last 32 the key', () 
   const out = new Uint8Array(48).map((_, i) => i)
   const { relativeId, key } = splitExporterOutput(out)
   assert.equal(bytesToHex(relativeId), '000102030405060708090a0b0c0d0e0f')
-  assert.deepEqual(key, KE.map((b) => b + 16))
+  assert.deepEqual(
+    key,
+    KE.map((b) => b + 16),
+  )
   const enrolment = enrolmentKeyFromExporter(out, 'mef.example.com')
   assert.equal(enrolment.keId, '000102030405060708090a0b0c0d0e0f@mef.example.com')
   assert.deepEqual(enrolment.ke, key)

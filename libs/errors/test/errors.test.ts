@@ -18,8 +18,18 @@ test('isM2msecError recognises a structurally equal error from another copy', ()
 })
 
 test('every code maps to a gRPC status name', () => {
-  const statuses = new Set(['INVALID_ARGUMENT', 'UNAUTHENTICATED', 'PERMISSION_DENIED', 'NOT_FOUND',
-    'ALREADY_EXISTS', 'FAILED_PRECONDITION', 'ABORTED', 'RESOURCE_EXHAUSTED', 'UNAVAILABLE', 'INTERNAL'])
+  const statuses = new Set([
+    'INVALID_ARGUMENT',
+    'UNAUTHENTICATED',
+    'PERMISSION_DENIED',
+    'NOT_FOUND',
+    'ALREADY_EXISTS',
+    'FAILED_PRECONDITION',
+    'ABORTED',
+    'RESOURCE_EXHAUSTED',
+    'UNAVAILABLE',
+    'INTERNAL',
+  ])
   for (const [code, status] of Object.entries(ERROR_CODES)) {
     assert.ok(statuses.has(status), `${code} -> ${status}`)
     assert.ok(isErrorCode(code))

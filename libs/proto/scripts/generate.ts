@@ -21,9 +21,7 @@ const descriptorSet = join(genDir, 'descriptors.binpb')
 const buf = join(root, 'node_modules', '.bin', 'buf')
 
 if (!existsSync(buf)) {
-  console.error(
-    `buf not found at ${relative(root, buf)}: the root devDependency @bufbuild/buf is not installed`,
-  )
+  console.error(`buf not found at ${relative(root, buf)}: the root devDependency @bufbuild/buf is not installed`)
   process.exit(1)
 }
 

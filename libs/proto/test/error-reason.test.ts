@@ -5,9 +5,7 @@ import { ErrorReason, errorReasonFromJSON, errorReasonToJSON } from '@m2msec/pro
 
 /** Enum member names as generated (numeric TS enums also map number -> name: skip those). */
 const reasonNames = Object.keys(ErrorReason).filter((k) => Number.isNaN(Number(k)))
-const wireReasons = reasonNames.filter(
-  (k) => k !== 'ERROR_REASON_UNSPECIFIED' && k !== 'UNRECOGNIZED',
-)
+const wireReasons = reasonNames.filter((k) => k !== 'ERROR_REASON_UNSPECIFIED' && k !== 'UNRECOGNIZED')
 
 test('ErrorReason lists exactly the codes of @m2msec/errors ERROR_CODES', () => {
   assert.deepEqual([...wireReasons].sort(), Object.keys(ERROR_CODES).sort())

@@ -20,11 +20,7 @@ import {
 import { loadFileDescriptorSetFromBuffer, loadSync } from '@grpc/proto-loader'
 import { ReflectionService } from '@grpc/reflection'
 import { descriptorSetPath } from '@m2msec/proto'
-import {
-  ERROR_DOMAIN,
-  ERROR_INFO_TYPE_URL,
-  STATUS_DETAILS_METADATA_KEY,
-} from '@m2msec/proto/common/v1'
+import { ERROR_DOMAIN, ERROR_INFO_TYPE_URL, STATUS_DETAILS_METADATA_KEY } from '@m2msec/proto/common/v1'
 import { Any } from '@m2msec/proto/google/protobuf'
 import { ErrorInfo, Status } from '@m2msec/proto/google/rpc'
 import {
@@ -48,12 +44,7 @@ import {
 const CREATED = new Date('2026-01-02T03:04:05.678Z')
 
 /** A google.rpc.Status carrying one m2msec ErrorInfo, as the runtime will build it. */
-function richStatus(
-  code: status,
-  message: string,
-  reason: string,
-  metadata: Record<string, string>,
-): Status {
+function richStatus(code: status, message: string, reason: string, metadata: Record<string, string>): Status {
   const info = ErrorInfo.fromPartial({ reason, domain: ERROR_DOMAIN, metadata })
   return Status.fromPartial({
     code,
@@ -80,10 +71,7 @@ const handlers: Pick<KeyManagementServer, 'encrypt' | 'getKey' | 'batchSign'> = 
       return
     }
     callback(null, {
-      ciphertext: Buffer.concat([
-        Buffer.from(req.associatedData),
-        Buffer.from(req.plaintext).reverse(),
-      ]),
+      ciphertext: Buffer.concat([Buffer.from(req.associatedData), Buffer.from(req.plaintext).reverse()]),
       keyId: req.keyId,
       keyVersion: 3,
     })
@@ -98,9 +86,7 @@ const handlers: Pick<KeyManagementServer, 'encrypt' | 'getKey' | 'batchSign'> = 
         destroyAfter: CREATED,
         primaryVersion: 1,
         versions: [{ version: 1, createdAt: CREATED, publicKeySpki: Buffer.from([0x30, 0x59]) }],
-        usagePolicy: [
-          { principals: ['role:bsf', '*'], operations: [KeyOperation.KEY_OPERATION_SIGN] },
-        ],
+        usagePolicy: [{ principals: ['role:bsf', '*'], operations: [KeyOperation.KEY_OPERATION_SIGN] }],
         labels: { env: 'test' },
         createdAt: CREATED,
         updatedAt: CREATED,
@@ -119,12 +105,9 @@ const handlers: Pick<KeyManagementServer, 'encrypt' | 'getKey' | 'batchSign'> = 
         : {
             outcome: {
               $case: 'error' as const,
-              value: richStatus(
-                status.INVALID_ARGUMENT,
-                'digest required',
-                'ERR_INVALID_ARGUMENT',
-                { field: 'digest' },
-              ),
+              value: richStatus(status.INVALID_ARGUMENT, 'digest required', 'ERR_INVALID_ARGUMENT', {
+                field: 'digest',
+              }),
             },
           },
     )
@@ -139,13 +122,9 @@ let address: string
 before(async () => {
   server = new Server()
   server.addService(KeyManagementService, handlers)
-  new ReflectionService(
-    loadFileDescriptorSetFromBuffer(readFileSync(descriptorSetPath)),
-  ).addToServer(server)
+  new ReflectionService(loadFileDescriptorSetFromBuffer(readFileSync(descriptorSetPath))).addToServer(server)
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, p) =>
-      err ? reject(err) : resolve(p),
-    ),
+    server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
   )
   address = `127.0.0.1:${port}`
   client = new KeyManagementClient(address, credentials.createInsecure())
@@ -157,9 +136,7 @@ after(async () => {
 })
 
 function encrypt(req: EncryptRequest): Promise<EncryptResponse> {
-  return new Promise((resolve, reject) =>
-    client.encrypt(req, (err, res) => (err ? reject(err) : resolve(res))),
-  )
+  return new Promise((resolve, reject) => client.encrypt(req, (err, res) => (err ? reject(err) : resolve(res))))
 }
 
 test('Encrypt round-trips bytes fields as Buffers', async () => {
@@ -198,9 +175,7 @@ test('an error carries google.rpc.Status with an m2msec ErrorInfo in grpc-status
 
 test('GetKey round-trips enums, maps, repeated messages and Timestamps as Dates', async () => {
   const res = await new Promise<GetKeyResponse>((resolve, reject) =>
-    client.getKey(GetKeyRequest.fromPartial({ keyId: 'sig' }), (err, r) =>
-      err ? reject(err) : resolve(r),
-    ),
+    client.getKey(GetKeyRequest.fromPartial({ keyId: 'sig' }), (err, r) => (err ? reject(err) : resolve(r))),
   )
   const key = res.key
   assert.ok(key)
@@ -209,9 +184,7 @@ test('GetKey round-trips enums, maps, repeated messages and Timestamps as Dates'
   assert.ok(key.destroyAfter instanceof Date)
   assert.equal(key.destroyAfter.toISOString(), CREATED.toISOString())
   assert.deepEqual(key.labels, { env: 'test' })
-  assert.deepEqual(key.usagePolicy, [
-    { principals: ['role:bsf', '*'], operations: [KeyOperation.KEY_OPERATION_SIGN] },
-  ])
+  assert.deepEqual(key.usagePolicy, [{ principals: ['role:bsf', '*'], operations: [KeyOperation.KEY_OPERATION_SIGN] }])
   assert.deepEqual([...(key.versions[0]?.publicKeySpki ?? [])], [0x30, 0x59])
 })
 
@@ -240,9 +213,7 @@ test('BatchSign returns a per-item oneof of result or google.rpc.Status, in item
 
 test('an RPC without a handler fails with UNIMPLEMENTED', async () => {
   const err = await new Promise<ServiceError>((resolve) =>
-    client.rotateKey(RotateKeyRequest.fromPartial({ keyId: 'x' }), (e) =>
-      resolve(e as ServiceError),
-    ),
+    client.rotateKey(RotateKeyRequest.fromPartial({ keyId: 'x' }), (e) => resolve(e as ServiceError)),
   )
   assert.equal(err.code, status.UNIMPLEMENTED)
 })

@@ -57,9 +57,7 @@ export function formatConfigHelp(
     'Settings (config file path / environment variable):',
   ]
   for (const f of describeConfig(schema, opts.envPrefix)) {
-    const flags = [f.required ? 'required' : undefined, f.secret ? 'secret' : undefined]
-      .filter(Boolean)
-      .join(', ')
+    const flags = [f.required ? 'required' : undefined, f.secret ? 'secret' : undefined].filter(Boolean).join(', ')
     lines.push(`  ${f.path}`)
     lines.push(`      env:     ${f.env}`)
     lines.push(`      type:    ${f.type}${flags === '' ? '' : ` (${flags})`}`)

@@ -94,15 +94,7 @@ function defOf(schema: z.ZodType): LooseDef {
   return schema._zod.def as unknown as LooseDef
 }
 
-const WRAPPERS = new Set([
-  'optional',
-  'nullable',
-  'default',
-  'prefault',
-  'readonly',
-  'catch',
-  'nonoptional',
-])
+const WRAPPERS = new Set(['optional', 'nullable', 'default', 'prefault', 'readonly', 'catch', 'nonoptional'])
 
 /** The wrappers from outside in, ending with the first non-wrapper schema. */
 function unwrapChain(schema: z.ZodType): z.ZodType[] {
@@ -254,9 +246,7 @@ function coerceEnvValue(schema: z.ZodType, raw: string): unknown {
     case 'array': {
       if (text.startsWith('[')) return tryJson(text) ?? raw
       const items = text === '' ? [] : text.split(',').map((s) => s.trim())
-      return def.element === undefined
-        ? items
-        : items.map((s) => coerceEnvValue(def.element as z.ZodType, s))
+      return def.element === undefined ? items : items.map((s) => coerceEnvValue(def.element as z.ZodType, s))
     }
     case 'object':
     case 'record':
@@ -294,10 +284,7 @@ function setPath(target: Record<string, unknown>, path: readonly string[], value
   if (last !== undefined) node[last] = value
 }
 
-function deepMerge(
-  base: Record<string, unknown>,
-  over: Record<string, unknown>,
-): Record<string, unknown> {
+function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = { ...base }
   for (const [k, v] of Object.entries(over)) {
     const existing = out[k]
@@ -307,12 +294,7 @@ function deepMerge(
 }
 
 /** Keys in the file that the schema does not declare (zod would silently strip them). */
-function unknownKeys(
-  schema: z.ZodType,
-  value: unknown,
-  path: readonly string[],
-  out: string[][],
-): void {
+function unknownKeys(schema: z.ZodType, value: unknown, path: readonly string[], out: string[][]): void {
   const def = defOf(baseOf(schema))
   if (def.type !== 'object' || def.shape === undefined || !isPlainObject(value)) return
   const open = def.catchall !== undefined && defOf(def.catchall).type !== 'never'
@@ -432,11 +414,7 @@ export function loadConfig<S extends z.ZodType>(schema: S, opts: LoadConfigOptio
       const path = formatPath(issue.path)
       const dotted = issue.path.map(String).join('.')
       let source = sources.get(dotted)
-      if (
-        source === undefined &&
-        file !== undefined &&
-        valueAt(fileValue, issue.path) !== undefined
-      ) {
+      if (source === undefined && file !== undefined && valueAt(fileValue, issue.path) !== undefined) {
         source = `file ${file}`
       }
       const missing = valueAt(input, issue.path) === undefined && issue.code === 'invalid_type'
@@ -449,9 +427,7 @@ export function loadConfig<S extends z.ZodType>(schema: S, opts: LoadConfigOptio
       const at = schemaAt(schema, issue.path)
       const required: Leaf[] = []
       if (at !== undefined) collectLeaves(at, issue.path.map(String), required)
-      const names = required
-        .filter((l) => !l.schema.safeParse(undefined).success)
-        .map((l) => l.path)
+      const names = required.filter((l) => !l.schema.safeParse(undefined).success).map((l) => l.path)
       for (const leafPath of names.length > 0 ? names : [issue.path.map(String)]) {
         const dottedLeaf = leafPath.join('.')
         badPaths.push(dottedLeaf)

@@ -27,12 +27,7 @@ export {
   type LoadConfigOptions,
   type ConfigField,
 } from './config.ts'
-export {
-  runConfigCli,
-  formatConfigHelp,
-  type ConfigCliInfo,
-  type ConfigCliIo,
-} from './config-cli.ts'
+export { runConfigCli, formatConfigHelp, type ConfigCliInfo, type ConfigCliIo } from './config-cli.ts'
 export {
   createLogger,
   sanitizeForLog,

@@ -69,9 +69,7 @@ export function isSecretFieldName(name: string): boolean {
 const MAX_DEPTH = 10
 
 function isBytes(value: unknown): value is ArrayBufferView | ArrayBuffer {
-  return (
-    ArrayBuffer.isView(value) || value instanceof ArrayBuffer || value instanceof SharedArrayBuffer
-  )
+  return ArrayBuffer.isView(value) || value instanceof ArrayBuffer || value instanceof SharedArrayBuffer
 }
 
 /**
@@ -109,10 +107,7 @@ function sanitize(value: unknown, depth: number, seen: WeakSet<object>): unknown
     if (value instanceof Set) return [...value].map((v: unknown) => sanitize(v, depth + 1, seen))
     const out: Record<string, unknown> = {}
     for (const [k, v] of Object.entries(value)) {
-      out[k] =
-        isSecretFieldName(k) && v !== undefined && v !== null
-          ? LOG_REDACTED
-          : sanitize(v, depth + 1, seen)
+      out[k] = isSecretFieldName(k) && v !== undefined && v !== null ? LOG_REDACTED : sanitize(v, depth + 1, seen)
     }
     return out
   } finally {
@@ -163,8 +158,7 @@ export function createLogger(opts: LoggerOptions, destination?: DestinationStrea
     redact: { paths: REDACT_PATHS, censor: LOG_REDACTED },
     formatters: {
       level: (label: string) => ({ level: label }),
-      bindings: (bindings: Record<string, unknown>) =>
-        sanitizeForLog(bindings) as Record<string, unknown>,
+      bindings: (bindings: Record<string, unknown>) => sanitizeForLog(bindings) as Record<string, unknown>,
       log: (object: Record<string, unknown>) => sanitizeForLog(object) as Record<string, unknown>,
     },
   }

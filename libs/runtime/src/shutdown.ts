@@ -60,16 +60,11 @@ export async function runUntilSignal(
   const runHooks = async (): Promise<void> => {
     for (const { hook, name } of [...hooks].reverse()) {
       let timer: NodeJS.Timeout | undefined
-      const timeout = new Promise<'timeout'>(
-        (resolve) => (timer = setTimeout(() => resolve('timeout'), hookTimeoutMs)),
-      )
+      const timeout = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), hookTimeoutMs)))
       try {
-        const run = Promise.resolve().then(() =>
-          typeof hook === 'function' ? hook() : hook.shutdown(),
-        )
+        const run = Promise.resolve().then(() => (typeof hook === 'function' ? hook() : hook.shutdown()))
         const outcome = await Promise.race([run, timeout])
-        if (outcome === 'timeout')
-          log.warn({ hook: name, timeoutMs: hookTimeoutMs }, 'shutdown step timed out')
+        if (outcome === 'timeout') log.warn({ hook: name, timeoutMs: hookTimeoutMs }, 'shutdown step timed out')
       } catch (err) {
         log.error({ hook: name, err }, 'shutdown step failed')
       } finally {

@@ -24,22 +24,12 @@ import { z } from 'zod'
 
 /** Schema of the `telemetry` config section. */
 export const telemetryConfigSchema = z.object({
-  enabled: z
-    .boolean()
-    .default(true)
-    .describe('start the OpenTelemetry SDK (traces, metrics, context propagation)'),
+  enabled: z.boolean().default(true).describe('start the OpenTelemetry SDK (traces, metrics, context propagation)'),
   otlpEndpoint: z
     .url()
     .optional()
-    .describe(
-      'OTLP/HTTP base URL, e.g. http://otel-collector:4318; unset = create spans but export nothing',
-    ),
-  metricExportIntervalMs: z
-    .number()
-    .int()
-    .min(1000)
-    .default(60_000)
-    .describe('metric export period'),
+    .describe('OTLP/HTTP base URL, e.g. http://otel-collector:4318; unset = create spans but export nothing'),
+  metricExportIntervalMs: z.number().int().min(1000).default(60_000).describe('metric export period'),
 })
 
 /** Options of {@link startTelemetry}. */
@@ -77,12 +67,9 @@ export function startTelemetry(opts: TelemetryOptions): TelemetryShutdown {
 
   const spanProcessors: SpanProcessor[] = []
   if (endpoint !== undefined) {
-    spanProcessors.push(
-      new BatchSpanProcessor(new OTLPTraceExporter({ url: `${endpoint}/v1/traces` })),
-    )
+    spanProcessors.push(new BatchSpanProcessor(new OTLPTraceExporter({ url: `${endpoint}/v1/traces` })))
   }
-  if (opts.traceExporter !== undefined)
-    spanProcessors.push(new SimpleSpanProcessor(opts.traceExporter))
+  if (opts.traceExporter !== undefined) spanProcessors.push(new SimpleSpanProcessor(opts.traceExporter))
   // NodeSDK registers no tracer provider for an empty list; a no-op processor keeps real spans.
   if (spanProcessors.length === 0) spanProcessors.push(new NoopSpanProcessor())
 

@@ -99,10 +99,7 @@ describe('loadConfig', () => {
 
   test('precedence: defaults < file (--config or <PREFIX>CONFIG_FILE) < env', async () => {
     const file = join(dir, 'kms.yaml')
-    await writeFile(
-      file,
-      'grpc:\n  port: 7200\n  host: 127.0.0.2\nstore:\n  bucket: from-file\n  replicas: 3\n',
-    )
+    await writeFile(file, 'grpc:\n  port: 7200\n  host: 127.0.0.2\nstore:\n  bucket: from-file\n  replicas: 3\n')
     const viaArg = loadConfig(schema, {
       envPrefix: PREFIX,
       argv: ['--config', file],
@@ -120,10 +117,7 @@ describe('loadConfig', () => {
     assert.equal(viaEnv.store.bucket, 'from-file')
     const json = join(dir, 'kms.json')
     await writeFile(json, JSON.stringify({ store: { bucket: 'json' } }))
-    assert.equal(
-      loadConfig(schema, { envPrefix: PREFIX, argv: [`--config=${json}`], env: {} }).store.bucket,
-      'json',
-    )
+    assert.equal(loadConfig(schema, { envPrefix: PREFIX, argv: [`--config=${json}`], env: {} }).store.bucket, 'json')
   })
 
   test('every bad field is listed with its source and reason, never its value', async () => {
@@ -158,10 +152,7 @@ describe('loadConfig', () => {
   })
 
   test('an unreadable or malformed file is reported, as a config error', async () => {
-    assert.match(
-      configError(() => load({}, join(dir, 'missing.yaml'))).message,
-      /config file .*missing\.yaml: ENOENT/,
-    )
+    assert.match(configError(() => load({}, join(dir, 'missing.yaml'))).message, /config file .*missing\.yaml: ENOENT/)
     const bad = join(dir, 'broken.yaml')
     await writeFile(bad, 'store: [unclosed\n')
     assert.equal(configError(() => load({}, bad)).code, 'ERR_CONFIG_INVALID')
@@ -199,10 +190,7 @@ describe('loadConfig', () => {
       secret: false,
       description: 'listen port (0 = any free port)',
     })
-    assert.equal(
-      fields.get('log.level')?.type,
-      '"fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent"',
-    )
+    assert.equal(fields.get('log.level')?.type, '"fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent"')
     assert.equal(fields.get('store.bucket')?.required, true)
     assert.equal(fields.get('adminToken')?.secret, true)
     assert.equal(fields.get('adminToken')?.description, 'static admin token')
@@ -258,26 +246,15 @@ describe('runConfigCli', () => {
     const r = runCli(['--help'], {})
     assert.equal(r.code, 0)
     assert.match(r.out, /^m2msec-kms: key management/)
-    for (const f of describeConfig(schema, PREFIX))
-      assert.ok(r.out.includes(f.env), `${f.env} listed`)
+    for (const f of describeConfig(schema, PREFIX)) assert.ok(r.out.includes(f.env), `${f.env} listed`)
     assert.match(
       r.out,
       /grpc\.port\n\s+env:\s+M2MSEC_KMS_GRPC__PORT\n\s+type:\s+integer\n\s+default: 7001\n\s+listen port/,
     )
-    assert.match(
-      r.out,
-      /adminToken\n\s+env:\s+M2MSEC_KMS_ADMIN_TOKEN\n\s+type:\s+string \(secret\)/,
-    )
-    assert.match(
-      r.out,
-      /store\.bucket\n\s+env:\s+M2MSEC_KMS_STORE__BUCKET\n\s+type:\s+string \(required\)/,
-    )
+    assert.match(r.out, /adminToken\n\s+env:\s+M2MSEC_KMS_ADMIN_TOKEN\n\s+type:\s+string \(secret\)/)
+    assert.match(r.out, /store\.bucket\n\s+env:\s+M2MSEC_KMS_STORE__BUCKET\n\s+type:\s+string \(required\)/)
     assert.equal(
-      formatConfigHelp(
-        schema,
-        { envPrefix: PREFIX },
-        { name: 'm2msec-kms', description: 'key management' },
-      ),
+      formatConfigHelp(schema, { envPrefix: PREFIX }, { name: 'm2msec-kms', description: 'key management' }),
       r.out,
     )
   })

@@ -20,10 +20,7 @@ function md(authorization?: string): Metadata {
   return m
 }
 
-function cert(
-  subjectaltname: string | undefined,
-  ou: string | string[] | undefined,
-): PeerCertificate {
+function cert(subjectaltname: string | undefined, ou: string | string[] | undefined): PeerCertificate {
   return {
     subject: { CN: 'x', ...(ou === undefined ? {} : { OU: ou }) },
     subjectaltname,
@@ -61,10 +58,7 @@ test('devStaticTokenAuthenticator: right token -> fixed principal, else UNAUTHEN
     via: 'dev-token',
   })
   assert.equal(await code(auth.authenticate({ metadata: md() })), 'ERR_UNAUTHENTICATED')
-  assert.equal(
-    await code(auth.authenticate({ metadata: md(`Bearer ${TOKEN}x`) })),
-    'ERR_TOKEN_INVALID',
-  )
+  assert.equal(await code(auth.authenticate({ metadata: md(`Bearer ${TOKEN}x`) })), 'ERR_TOKEN_INVALID')
   assert.equal(await code(auth.authenticate({ metadata: md('Bearer short') })), 'ERR_TOKEN_INVALID')
   assert.throws(
     () => devStaticTokenAuthenticator({ token: 'short', tenant: 't', principal: 'p', roles: [] }),
@@ -73,10 +67,10 @@ test('devStaticTokenAuthenticator: right token -> fixed principal, else UNAUTHEN
 })
 
 test('subjectAltUris parses plain and quoted URI entries', () => {
-  assert.deepEqual(
-    subjectAltUris('DNS:localhost, URI:m2msec://a/b, IP Address:127.0.0.1, URI:"m2msec://c/d,e"'),
-    ['m2msec://a/b', 'm2msec://c/d,e'],
-  )
+  assert.deepEqual(subjectAltUris('DNS:localhost, URI:m2msec://a/b, IP Address:127.0.0.1, URI:"m2msec://c/d,e"'), [
+    'm2msec://a/b',
+    'm2msec://c/d,e',
+  ])
   assert.deepEqual(subjectAltUris(undefined), [])
 })
 
@@ -84,11 +78,7 @@ test('devMtlsAuthenticator maps SAN URI and OU=role:* to a principal', async () 
   const auth = devMtlsAuthenticator()
   const p = await auth.authenticate({
     metadata: md(),
-    peerCertificate: cert('URI:m2msec://tenant%2Da/dev.1', [
-      'role:admin',
-      'engineering',
-      'role:reader',
-    ]),
+    peerCertificate: cert('URI:m2msec://tenant%2Da/dev.1', ['role:admin', 'engineering', 'role:reader']),
   })
   assert.deepEqual(p, { tenant: 'tenant-a', id: 'dev.1', roles: ['admin', 'reader'], via: 'mtls' })
   const single = await auth.authenticate({
@@ -122,19 +112,13 @@ test('devMtlsAuthenticator maps SAN URI and OU=role:* to a principal', async () 
 })
 
 test('chainAuthenticators: first success wins, the most specific failure is rethrown, other errors stop the chain', async () => {
-  const fail = (
-    c: 'ERR_UNAUTHENTICATED' | 'ERR_TOKEN_EXPIRED' | 'ERR_UNAVAILABLE',
-  ): Authenticator => ({
+  const fail = (c: 'ERR_UNAUTHENTICATED' | 'ERR_TOKEN_EXPIRED' | 'ERR_UNAVAILABLE'): Authenticator => ({
     authenticate: () => Promise.reject(new M2msecError(c, c)),
   })
   const ok: Authenticator = {
     authenticate: async () => ({ tenant: 't', id: 'p', roles: [], via: 'token' }),
   }
-  assert.equal(
-    (await chainAuthenticators(fail('ERR_UNAUTHENTICATED'), ok).authenticate({ metadata: md() }))
-      .id,
-    'p',
-  )
+  assert.equal((await chainAuthenticators(fail('ERR_UNAUTHENTICATED'), ok).authenticate({ metadata: md() })).id, 'p')
   assert.equal(
     await code(
       chainAuthenticators(fail('ERR_UNAUTHENTICATED'), fail('ERR_TOKEN_EXPIRED')).authenticate({
@@ -155,8 +139,5 @@ test('chainAuthenticators: first success wins, the most specific failure is reth
     await code(chainAuthenticators(fail('ERR_UNAVAILABLE'), ok).authenticate({ metadata: md() })),
     'ERR_UNAVAILABLE',
   )
-  assert.equal(
-    await code(chainAuthenticators().authenticate({ metadata: md() })),
-    'ERR_UNAUTHENTICATED',
-  )
+  assert.equal(await code(chainAuthenticators().authenticate({ metadata: md() })), 'ERR_UNAUTHENTICATED')
 })

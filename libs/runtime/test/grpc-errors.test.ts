@@ -93,10 +93,7 @@ test('non-M2msec errors and INTERNAL codes expose nothing but the request id', (
 test('fromGrpcError falls back to metadata, then to the status code', () => {
   const md = new Metadata()
   md.set('m2msec-error-code', 'ERR_REPLAY')
-  assert.equal(
-    fromGrpcError({ code: status.UNAUTHENTICATED, details: 'replayed', metadata: md }).code,
-    'ERR_REPLAY',
-  )
+  assert.equal(fromGrpcError({ code: status.UNAUTHENTICATED, details: 'replayed', metadata: md }).code, 'ERR_REPLAY')
   const plain = fromGrpcError({
     code: status.UNAVAILABLE,
     details: 'No connection established',
@@ -107,8 +104,5 @@ test('fromGrpcError falls back to metadata, then to the status code', () => {
   assert.equal(fromGrpcError({ code: status.DATA_LOSS, details: 'x' }).code, 'ERR_INTERNAL')
   const garbage = new Metadata()
   garbage.set('grpc-status-details-bin', Buffer.from([0xff, 0xff, 0xff]))
-  assert.equal(
-    fromGrpcError({ code: status.NOT_FOUND, details: 'x', metadata: garbage }).code,
-    'ERR_NOT_FOUND',
-  )
+  assert.equal(fromGrpcError({ code: status.NOT_FOUND, details: 'x', metadata: garbage }).code, 'ERR_NOT_FOUND')
 })

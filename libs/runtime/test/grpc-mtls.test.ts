@@ -59,9 +59,7 @@ describe('gRPC server with mTLS', () => {
       'm2msec://tenant-a/device-1',
     ])
     noUri = await ca.issueClient('CN=nobody, OU=role:admin', [])
-    foreign = await (
-      await createTestCa('other CA')
-    ).issueClient('CN=x', ['m2msec://tenant-a/device-1'])
+    foreign = await (await createTestCa('other CA')).issueClient('CN=x', ['m2msec://tenant-a/device-1'])
     await writeFile(join(dir, 'ca.pem'), ca.ca.cert)
     await writeFile(join(dir, 'server.pem'), serverPem.cert)
     await writeFile(join(dir, 'server.key'), serverPem.key, { mode: 0o600 })
@@ -149,8 +147,7 @@ describe('gRPC server with mTLS', () => {
     clients.push(client)
     await assert.rejects(
       unary(client, def.Echo, echoRequest(), bearer(TOKEN), { deadline: soon() }).result,
-      (e: grpc.ServiceError) =>
-        e.code === grpc.status.UNAVAILABLE || e.code === grpc.status.DEADLINE_EXCEEDED,
+      (e: grpc.ServiceError) => e.code === grpc.status.UNAVAILABLE || e.code === grpc.status.DEADLINE_EXCEEDED,
     )
   })
 
@@ -159,8 +156,7 @@ describe('gRPC server with mTLS', () => {
     clients.push(client)
     await assert.rejects(
       unary(client, def.Echo, echoRequest(), bearer(TOKEN), { deadline: soon() }).result,
-      (e: grpc.ServiceError) =>
-        e.code === grpc.status.UNAVAILABLE || e.code === grpc.status.DEADLINE_EXCEEDED,
+      (e: grpc.ServiceError) => e.code === grpc.status.UNAVAILABLE || e.code === grpc.status.DEADLINE_EXCEEDED,
     )
   })
 })

@@ -97,8 +97,7 @@ async function startHarness(config: GrpcServerConfig = baseConfig()): Promise<Ha
       if (req.fail === 'm2msec')
         throw new M2msecError('ERR_KEY_NOT_FOUND', 'key not found', { keyId: 'k-1', version: 3 })
       if (req.fail === 'plain') throw new Error('db down: postgres://admin:hunter2@db.internal')
-      if (req.fail === 'internal')
-        throw new M2msecError('ERR_INTERNAL', 'invariant broken near hunter2')
+      if (req.fail === 'internal') throw new M2msecError('ERR_INTERNAL', 'invariant broken near hunter2')
       return respond(req, ctx)
     },
     async Ping(req, ctx) {
@@ -145,21 +144,14 @@ describe('gRPC server', () => {
       assert.equal((await check(ECHO_SERVICE)).response.status, 'NOT_SERVING')
       h.server.setServing(ECHO_SERVICE, true)
       assert.equal((await check(ECHO_SERVICE)).response.status, 'SERVING')
-      await assert.rejects(
-        check('no.such.Service'),
-        (err: grpc.ServiceError) => err.code === grpc.status.NOT_FOUND,
-      )
+      await assert.rejects(check('no.such.Service'), (err: grpc.ServiceError) => err.code === grpc.status.NOT_FOUND)
     } finally {
       health.close()
     }
   })
 
   test('reflection lists the service and returns its descriptor without credentials', async () => {
-    const reflectionDir = join(
-      dirname(createRequire(import.meta.url).resolve('@grpc/reflection')),
-      '..',
-      'proto',
-    )
+    const reflectionDir = join(dirname(createRequire(import.meta.url).resolve('@grpc/reflection')), '..', 'proto')
     const pkg = protoLoader.loadSync('grpc/reflection/v1/reflection.proto', {
       includeDirs: [reflectionDir],
       keepCase: true,
@@ -169,18 +161,12 @@ describe('gRPC server', () => {
     const Reflection = grpc.loadPackageDefinition(pkg) as unknown as {
       grpc: { reflection: { v1: { ServerReflection: grpc.ServiceClientConstructor } } }
     }
-    const client = new Reflection.grpc.reflection.v1.ServerReflection(
-      h.address,
-      grpc.credentials.createInsecure(),
-    )
+    const client = new Reflection.grpc.reflection.v1.ServerReflection(h.address, grpc.credentials.createInsecure())
     try {
       const ask = (request: Record<string, unknown>) =>
         new Promise<Record<string, any>>((resolve, reject) => {
           const stream = (
-            client as unknown as Record<
-              string,
-              () => grpc.ClientDuplexStream<unknown, Record<string, any>>
-            >
+            client as unknown as Record<string, () => grpc.ClientDuplexStream<unknown, Record<string, any>>>
           )['ServerReflectionInfo']!()
           stream.on('data', (msg) => {
             resolve(msg)
@@ -190,9 +176,7 @@ describe('gRPC server', () => {
           stream.write(request)
         })
       const list = await ask({ list_services: '*' })
-      const names = (list['list_services_response'].service as { name: string }[]).map(
-        (s) => s.name,
-      )
+      const names = (list['list_services_response'].service as { name: string }[]).map((s) => s.name)
       assert.ok(names.includes(ECHO_SERVICE), names.join(','))
       assert.ok(names.includes('grpc.health.v1.Health'), names.join(','))
       const file = await ask({ file_containing_symbol: ECHO_SERVICE })
@@ -214,12 +198,7 @@ describe('gRPC server', () => {
   })
 
   test('a wrong token is UNAUTHENTICATED with reason ERR_TOKEN_INVALID', async () => {
-    const err = await unary(
-      h.client,
-      def.Echo,
-      echoRequest(),
-      bearer('wrong-token-0123456789'),
-    ).result.then(
+    const err = await unary(h.client, def.Echo, echoRequest(), bearer('wrong-token-0123456789')).result.then(
       () => assert.fail('expected an error'),
       (e: grpc.ServiceError) => e,
     )
@@ -230,8 +209,7 @@ describe('gRPC server', () => {
   test('the dev token reaches the handler as a principal, with request id in context and trailers', async () => {
     const md = bearer(TOKEN)
     md.set('x-request-id', 'req-abc-123')
-    const { response, trailers } = await unary(h.client, def.Echo, echoRequest({ text: 'hi' }), md)
-      .result
+    const { response, trailers } = await unary(h.client, def.Echo, echoRequest({ text: 'hi' }), md).result
     assert.deepEqual(
       { ...response },
       {
@@ -267,12 +245,7 @@ describe('gRPC server', () => {
   })
 
   test('an M2msecError becomes its status with an ErrorInfo that fromGrpcError decodes', async () => {
-    const err = await unary(
-      h.client,
-      def.Echo,
-      echoRequest({ fail: 'm2msec' }),
-      bearer(TOKEN),
-    ).result.then(
+    const err = await unary(h.client, def.Echo, echoRequest({ fail: 'm2msec' }), bearer(TOKEN)).result.then(
       () => assert.fail('expected an error'),
       (e: grpc.ServiceError) => e,
     )
@@ -297,26 +270,17 @@ describe('gRPC server', () => {
     assert.equal(err.details, 'internal error (request id req-internal-1)')
     const everything =
       JSON.stringify({ details: err.details, md: err.metadata.toJSON() }) +
-      Buffer.concat(
-        err.metadata.get('grpc-status-details-bin').map((v) => Buffer.from(v)),
-      ).toString('latin1')
+      Buffer.concat(err.metadata.get('grpc-status-details-bin').map((v) => Buffer.from(v))).toString('latin1')
     assert.ok(!everything.includes('hunter2'))
     assert.ok(!everything.includes('postgres'))
     assert.equal(fromGrpcError(err).code, 'ERR_INTERNAL')
-    const logged = h.logs
-      .lines()
-      .find((l) => l['requestId'] === 'req-internal-1' && l['msg'] === 'rpc failed')
+    const logged = h.logs.lines().find((l) => l['requestId'] === 'req-internal-1' && l['msg'] === 'rpc failed')
     assert.ok(logged, 'the real error is logged')
     assert.match(JSON.stringify(logged['err']), /db down/)
   })
 
   test('an M2msecError with status INTERNAL does not expose its message either', async () => {
-    const err = await unary(
-      h.client,
-      def.Echo,
-      echoRequest({ fail: 'internal' }),
-      bearer(TOKEN),
-    ).result.then(
+    const err = await unary(h.client, def.Echo, echoRequest({ fail: 'internal' }), bearer(TOKEN)).result.then(
       () => assert.fail('expected an error'),
       (e: grpc.ServiceError) => e,
     )
@@ -347,12 +311,7 @@ describe('gRPC server', () => {
   })
 
   test('a client cancel aborts the handler signal and in-flight drops back to 0', async () => {
-    const { call, result } = unary(
-      h.client,
-      def.Echo,
-      echoRequest({ delayMs: 5_000 }),
-      bearer(TOKEN),
-    )
+    const { call, result } = unary(h.client, def.Echo, echoRequest({ delayMs: 5_000 }), bearer(TOKEN))
     await waitFor(() => h.server.inFlight === 1)
     const ctx = h.contexts.at(-1)
     assert.ok(ctx)
@@ -388,12 +347,7 @@ describe('gRPC server shutdown', () => {
       watch.on('data', (m: { status: string }) => statuses.push(m.status))
       watch.on('error', () => {})
       await waitFor(() => statuses.length === 1)
-      const slow = unary(
-        h.client,
-        def.Echo,
-        echoRequest({ text: 'slow', delayMs: 400 }),
-        bearer(TOKEN),
-      )
+      const slow = unary(h.client, def.Echo, echoRequest({ text: 'slow', delayMs: 400 }), bearer(TOKEN))
       await waitFor(() => h.server.inFlight === 1)
       const started = Date.now()
       const stopping = h.server.shutdown()
@@ -411,8 +365,7 @@ describe('gRPC server shutdown', () => {
         unary(late, def.Echo, echoRequest(), bearer(TOKEN), {
           deadline: new Date(Date.now() + 1_000),
         }).result,
-        (e: grpc.ServiceError) =>
-          e.code === grpc.status.UNAVAILABLE || e.code === grpc.status.DEADLINE_EXCEEDED,
+        (e: grpc.ServiceError) => e.code === grpc.status.UNAVAILABLE || e.code === grpc.status.DEADLINE_EXCEEDED,
       )
       late.close()
     } finally {
@@ -433,11 +386,7 @@ describe('gRPC server shutdown', () => {
       assert.ok(Date.now() - started < 2_000)
       assert.equal(ctx.signal.aborted, true)
       await assert.rejects(slow.result, (e: grpc.ServiceError) => e.code !== grpc.status.OK)
-      assert.ok(
-        h.logs
-          .lines()
-          .some((l) => l['msg'] === 'grpc shutdown grace period over, cancelling calls'),
-      )
+      assert.ok(h.logs.lines().some((l) => l['msg'] === 'grpc shutdown grace period over, cancelling calls'))
     } finally {
       h.client.close()
     }
@@ -492,8 +441,7 @@ describe('gRPC server configuration', () => {
     )
     await assert.rejects(
       server.listen(),
-      (err: M2msecError) =>
-        err.code === 'ERR_CONFIG_INVALID' && err.message.includes('/nonexistent/'),
+      (err: M2msecError) => err.code === 'ERR_CONFIG_INVALID' && err.message.includes('/nonexistent/'),
     )
     await server.shutdown()
   })

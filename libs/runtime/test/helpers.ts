@@ -110,10 +110,7 @@ export function captureLogger(level: 'debug' | 'info' = 'debug'): {
   text: () => string
 } {
   const chunks: string[] = []
-  const log = createLogger(
-    { level, service: 'test' },
-    { write: (s: string) => void chunks.push(s) },
-  )
+  const log = createLogger({ level, service: 'test' }, { write: (s: string) => void chunks.push(s) })
   return {
     log,
     text: () => chunks.join(''),
@@ -146,10 +143,7 @@ export async function createTestCa(name = 'm2msec test CA'): Promise<{
   issueServer(): Promise<Pem>
   issueClient(subject: string, uris: readonly string[]): Promise<Pem>
 }> {
-  const caKeys = (await webcrypto.subtle.generateKey(EC, true, [
-    'sign',
-    'verify',
-  ])) as webcrypto.CryptoKeyPair
+  const caKeys = (await webcrypto.subtle.generateKey(EC, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair
   const now = Date.now()
   const caCert = await x509.X509CertificateGenerator.createSelfSigned({
     name: `CN=${name}`,
@@ -159,21 +153,11 @@ export async function createTestCa(name = 'm2msec test CA'): Promise<{
     signingAlgorithm: SIGN,
     extensions: [
       new x509.BasicConstraintsExtension(true, undefined, true),
-      new x509.KeyUsagesExtension(
-        x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign,
-        true,
-      ),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
     ],
   })
-  const issue = async (
-    subject: string,
-    sans: x509.JsonGeneralName[],
-    eku: string,
-  ): Promise<Pem> => {
-    const keys = (await webcrypto.subtle.generateKey(EC, true, [
-      'sign',
-      'verify',
-    ])) as webcrypto.CryptoKeyPair
+  const issue = async (subject: string, sans: x509.JsonGeneralName[], eku: string): Promise<Pem> => {
+    const keys = (await webcrypto.subtle.generateKey(EC, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair
     const cert = await x509.X509CertificateGenerator.create({
       subject,
       issuer: caCert.subject,

@@ -62,10 +62,7 @@ test('secrets placed in log calls never reach the output, at any depth or in chi
 test('bytes are logged as their length, never their content', () => {
   const { log, text, lines } = captureLogger()
   const bytes = Buffer.from('0123456789abcdef0123456789abcdef', 'hex')
-  log.info(
-    { blob: bytes, wrapped: { data: new Uint8Array([1, 2, 3]) }, ab: new ArrayBuffer(5) },
-    'bytes',
-  )
+  log.info({ blob: bytes, wrapped: { data: new Uint8Array([1, 2, 3]) }, ab: new ArrayBuffer(5) }, 'bytes')
   const line = lines()[0]
   assert.ok(line)
   assert.equal(line['blob'], '<16 bytes>')

@@ -37,9 +37,7 @@ test('on SIGTERM the hooks run in reverse order, a slow or failing hook does not
   assert.equal(await running, 0)
   assert.deepEqual(order, ['server', 'failing', 'stuck', 'telemetry'])
   assert.deepEqual(exits, [0])
-  const msgs = lines().map(
-    (l) => `${String(l['msg'])}${l['hook'] === undefined ? '' : `:${String(l['hook'])}`}`,
-  )
+  const msgs = lines().map((l) => `${String(l['msg'])}${l['hook'] === undefined ? '' : `:${String(l['hook'])}`}`)
   assert.ok(msgs.includes('shutdown step failed:failing'), msgs.join(','))
   assert.ok(msgs.includes('shutdown step timed out:stuck'), msgs.join(','))
   assert.equal(source.listenerCount('SIGTERM'), 0)

@@ -15,15 +15,7 @@ import {
   type GrpcServer,
   type TelemetryShutdown,
 } from '../src/index.ts'
-import {
-  ECHO_SERVICE,
-  bearer,
-  captureLogger,
-  echoClient,
-  echoRequest,
-  loadEchoDefinition,
-  unary,
-} from './helpers.ts'
+import { ECHO_SERVICE, bearer, captureLogger, echoClient, echoRequest, loadEchoDefinition, unary } from './helpers.ts'
 
 class TestMetricReader extends MetricReader {
   protected override async onForceFlush(): Promise<void> {}
@@ -91,12 +83,9 @@ test('without the ESM hook: the server wrapper records a SERVER span per call, c
   const md = bearer(TOKEN)
   md.set('traceparent', `00-${traceId}-00f067aa0ba902b7-01`)
   await unary(client, def.Echo, echoRequest(), md).result
-  await assert.rejects(
-    unary(client, def.Echo, echoRequest({ fail: 'm2msec' }), bearer(TOKEN)).result,
-  )
+  await assert.rejects(unary(client, def.Echo, echoRequest({ fail: 'm2msec' }), bearer(TOKEN)).result)
   // SimpleSpanProcessor exports once async resource attributes (host.id) resolve.
-  for (let i = 0; i < 500 && exporter.getFinishedSpans().length < 3; i++)
-    await new Promise((r) => setTimeout(r, 10))
+  for (let i = 0; i < 500 && exporter.getFinishedSpans().length < 3; i++) await new Promise((r) => setTimeout(r, 10))
   const spans = exporter.getFinishedSpans()
   const servers = spans.filter((s) => s.name === `${ECHO_SERVICE}/Echo`)
   assert.equal(servers.length, 2, spans.map((s) => s.name).join(','))
@@ -111,11 +100,7 @@ test('without the ESM hook: the server wrapper records a SERVER span per call, c
   assert.equal(ok.attributes['rpc.grpc.status_code'], 0)
   assert.equal(ok.attributes['m2msec.tenant'], 'demo')
   const child = spans.find((s) => s.name === 'child')
-  assert.equal(
-    child?.parentSpanContext?.spanId,
-    ok.spanContext().spanId,
-    'handler runs inside the server span',
-  )
+  assert.equal(child?.parentSpanContext?.spanId, ok.spanContext().spanId, 'handler runs inside the server span')
   assert.equal(failed.attributes['rpc.grpc.status_code'], grpc.status.NOT_FOUND)
   assert.equal(failed.status.code, SpanStatusCode.ERROR)
 })
@@ -140,13 +125,7 @@ test('with the ESM hook (child process): grpc auto-instrumentation adds CLIENT a
   const root = join(import.meta.dirname, '..', '..', '..')
   const r = spawnSync(
     process.execPath,
-    [
-      '--import',
-      '@m2msec/runtime/otel-hook',
-      '--import',
-      'tsx',
-      join(import.meta.dirname, 'fixtures', 'otel-app.ts'),
-    ],
+    ['--import', '@m2msec/runtime/otel-hook', '--import', 'tsx', join(import.meta.dirname, 'fixtures', 'otel-app.ts')],
     { cwd: root, encoding: 'utf8', timeout: 60_000 },
   )
   assert.equal(r.status, 0, r.stderr)

@@ -119,10 +119,7 @@ export async function createDevPki(dir: string, opts: DevPkiOptions = {}): Promi
       extensions: [
         new x509.BasicConstraintsExtension(false, undefined, true),
         new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-        new x509.ExtendedKeyUsageExtension([
-          x509.ExtendedKeyUsage.serverAuth,
-          x509.ExtendedKeyUsage.clientAuth,
-        ]),
+        new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]),
         new x509.SubjectAlternativeNameExtension([
           ...(opts.serverDnsNames ?? ['localhost']).map((value) => ({ type: 'dns' as const, value })),
           ...(opts.serverIps ?? ['127.0.0.1']).map((value) => ({ type: 'ip' as const, value })),

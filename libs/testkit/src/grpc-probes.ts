@@ -21,12 +21,18 @@ const healthRoot = join(dirname(require.resolve('grpc-health-check/package.json'
 const reflectionRoot = join(dirname(require.resolve('@grpc/reflection/package.json')), 'build', 'proto')
 
 /** `grpc.health.v1.Health/Check` → 'SERVING' | 'NOT_SERVING' | 'SERVICE_UNKNOWN' | 'UNKNOWN'. */
-export async function grpcHealthCheck(target: string, credentials: grpc.ChannelCredentials, service = ''): Promise<string> {
+export async function grpcHealthCheck(
+  target: string,
+  credentials: grpc.ChannelCredentials,
+  service = '',
+): Promise<string> {
   const Health = loadService(healthRoot, 'health/v1/health.proto', ['grpc', 'health', 'v1', 'Health'])
   const client = new Health(target, credentials) as grpc.Client & Record<string, (...args: unknown[]) => unknown>
   try {
     return await new Promise((resolve, reject) =>
-      client.check!({ service }, (err: grpc.ServiceError | null, res: { status: string }) => (err ? reject(err) : resolve(res.status))),
+      client.check!({ service }, (err: grpc.ServiceError | null, res: { status: string }) =>
+        err ? reject(err) : resolve(res.status),
+      ),
     )
   } finally {
     client.close()
@@ -35,16 +41,28 @@ export async function grpcHealthCheck(target: string, credentials: grpc.ChannelC
 
 /** Server reflection (v1) `list_services`: the fully qualified service names. */
 export async function grpcListServices(target: string, credentials: grpc.ChannelCredentials): Promise<string[]> {
-  const Reflection = loadService(reflectionRoot, 'grpc/reflection/v1/reflection.proto', ['grpc', 'reflection', 'v1', 'ServerReflection'])
-  const client = new Reflection(target, credentials) as grpc.Client & Record<string, () => grpc.ClientDuplexStream<object, object>>
+  const Reflection = loadService(reflectionRoot, 'grpc/reflection/v1/reflection.proto', [
+    'grpc',
+    'reflection',
+    'v1',
+    'ServerReflection',
+  ])
+  const client = new Reflection(target, credentials) as grpc.Client &
+    Record<string, () => grpc.ClientDuplexStream<object, object>>
   try {
     return await new Promise((resolve, reject) => {
       const stream = client.ServerReflectionInfo!()
-      stream.on('data', (res: { list_services_response?: { service: { name: string }[] }; error_response?: { error_message: string } }) => {
-        if (res.error_response) reject(new Error(res.error_response.error_message))
-        else resolve((res.list_services_response?.service ?? []).map((s) => s.name))
-        stream.end()
-      })
+      stream.on(
+        'data',
+        (res: {
+          list_services_response?: { service: { name: string }[] }
+          error_response?: { error_message: string }
+        }) => {
+          if (res.error_response) reject(new Error(res.error_response.error_message))
+          else resolve((res.list_services_response?.service ?? []).map((s) => s.name))
+          stream.end()
+        },
+      )
       stream.on('error', reject)
       stream.write({ list_services: '' })
     })

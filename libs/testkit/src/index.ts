@@ -13,11 +13,5 @@ export { dockerAvailable } from './docker.ts'
 export { fixedClock, type FixedClock } from './clock.ts'
 export { seededRandom } from './random.ts'
 export { loadJson } from './json.ts'
-export {
-  createDevPki,
-  type DevPki,
-  type DevPkiOptions,
-  type CertAndKey,
-  type ClientIdentity,
-} from './dev-pki.ts'
+export { createDevPki, type DevPki, type DevPkiOptions, type CertAndKey, type ClientIdentity } from './dev-pki.ts'
 export { grpcHealthCheck, grpcListServices } from './grpc-probes.ts'

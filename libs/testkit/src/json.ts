@@ -15,11 +15,6 @@ export function loadJson<T>(path: URL | string): T {
   try {
     return JSON.parse(text) as T
   } catch (err) {
-    throw new M2msecError(
-      'ERR_INVALID_ARGUMENT',
-      'file is not valid JSON',
-      { path: String(path) },
-      { cause: err },
-    )
+    throw new M2msecError('ERR_INVALID_ARGUMENT', 'file is not valid JSON', { path: String(path) }, { cause: err })
   }
 }

@@ -126,10 +126,7 @@ async function startLocal(o: LaunchOptions & { binary: string }): Promise<NatsSe
     }
     if (dead() || !(await ready)) {
       await terminate(proc, 'SIGKILL', 1_000)
-      throw new M2msecError(
-        'ERR_UNAVAILABLE',
-        `nats-server did not become healthy on port ${o.port}:\n${log.text()}`,
-      )
+      throw new M2msecError('ERR_UNAVAILABLE', `nats-server did not become healthy on port ${o.port}:\n${log.text()}`)
     }
   }
 
@@ -155,8 +152,7 @@ async function startLocal(o: LaunchOptions & { binary: string }): Promise<NatsSe
       }
     },
     async restart() {
-      if (stopped)
-        throw new M2msecError('ERR_FAILED_PRECONDITION', 'nats-server was stopped; start a new one')
+      if (stopped) throw new M2msecError('ERR_FAILED_PRECONDITION', 'nats-server was stopped; start a new one')
       await halt('SIGTERM')
       await launch()
     },
@@ -220,8 +216,7 @@ async function startContainer(o: LaunchOptions): Promise<NatsServer> {
     },
     kill: () => halt(0),
     async restart() {
-      if (stopped)
-        throw new M2msecError('ERR_FAILED_PRECONDITION', 'nats-server was stopped; start a new one')
+      if (stopped) throw new M2msecError('ERR_FAILED_PRECONDITION', 'nats-server was stopped; start a new one')
       await halt(STOP_GRACE_MS)
       container = await launch()
     },

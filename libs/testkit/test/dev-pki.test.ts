@@ -26,13 +26,7 @@ test('openssl verify accepts the server and a client certificate', async () => {
   })
   const clientPath = join(dir.path, 'client.pem')
   await writeFile(clientPath, client.certPem)
-  const { stdout } = await run('openssl', [
-    'verify',
-    '-CAfile',
-    pki.paths.caCert,
-    pki.paths.serverCert,
-    clientPath,
-  ])
+  const { stdout } = await run('openssl', ['verify', '-CAfile', pki.paths.caCert, pki.paths.serverCert, clientPath])
   assert.match(stdout, /server\.pem: OK/)
   assert.match(stdout, /client\.pem: OK/)
   // Purpose checks: the server cert is a TLS server, the client cert a TLS client.

@@ -3,15 +3,7 @@ import assert from 'node:assert/strict'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createServer } from 'node:net'
-import {
-  fixedClock,
-  freePort,
-  loadJson,
-  seededRandom,
-  tmpDir,
-  type Clock,
-  type Random,
-} from '../src/index.ts'
+import { fixedClock, freePort, loadJson, seededRandom, tmpDir, type Clock, type Random } from '../src/index.ts'
 
 test('seededRandom is deterministic per seed and differs between seeds', () => {
   const a = seededRandom('seed-1')

@@ -18,12 +18,20 @@ export const kmsConfigSchema = z
       .string()
       .min(1)
       .optional()
-      .describe('this replica in audit records and NATS connection names (default kms-<hostname>-<pid>; set it to the pod name)'),
+      .describe(
+        'this replica in audit records and NATS connection names (default kms-<hostname>-<pid>; set it to the pod name)',
+      ),
     grpc: grpcServerConfigSchema({ port: 7001 }).prefault({}),
     nats: z
       .object({
         servers: z.array(z.string().min(1)).min(1).default(['nats://127.0.0.1:4222']).describe('NATS server URLs'),
-        replicas: z.number().int().min(1).max(5).default(1).describe('JetStream replicas of buckets and streams (3 in production)'),
+        replicas: z
+          .number()
+          .int()
+          .min(1)
+          .max(5)
+          .default(1)
+          .describe('JetStream replicas of buckets and streams (3 in production)'),
         tokenFile: z.string().optional().describe('file holding a NATS auth token'),
       })
       .prefault({}),
@@ -55,7 +63,12 @@ export const kmsConfigSchema = z
       .prefault({}),
     audit: z
       .object({
-        maxPending: z.number().int().min(1).default(10_000).describe('audit records waiting for JetStream before operations fail'),
+        maxPending: z
+          .number()
+          .int()
+          .min(1)
+          .default(10_000)
+          .describe('audit records waiting for JetStream before operations fail'),
         ackTimeoutMs: z.number().int().min(100).default(5_000).describe('how long an audit write may wait for its ack'),
       })
       .prefault({}),
@@ -85,7 +98,11 @@ export const kmsConfigSchema = z
     }
     if (c.profile === 'production') {
       if (c.auth.devAdminTokenFile !== undefined) {
-        ctx.addIssue({ code: 'custom', path: ['auth', 'devAdminTokenFile'], message: 'the development token is refused in production' })
+        ctx.addIssue({
+          code: 'custom',
+          path: ['auth', 'devAdminTokenFile'],
+          message: 'the development token is refused in production',
+        })
       }
       if (c.grpc.tls === undefined) {
         ctx.addIssue({ code: 'custom', path: ['grpc', 'tls'], message: 'production needs TLS' })

@@ -6,10 +6,14 @@ import { createLogger, runConfigCli, runUntilSignal, startTelemetry } from '@m2m
 import { kmsConfigSchema } from './config.ts'
 import { startKms } from './app.ts'
 
-const config = runConfigCli(kmsConfigSchema, { envPrefix: 'M2MSEC_KMS_' }, {
-  name: 'm2msec-kms',
-  description: 'm2msec key-management service (m2msec.kms.v1.KeyManagement)',
-})
+const config = runConfigCli(
+  kmsConfigSchema,
+  { envPrefix: 'M2MSEC_KMS_' },
+  {
+    name: 'm2msec-kms',
+    description: 'm2msec key-management service (m2msec.kms.v1.KeyManagement)',
+  },
+)
 const log = createLogger({ level: config.log.level, service: 'kms' })
 
 await runUntilSignal(log, async (onShutdown) => {

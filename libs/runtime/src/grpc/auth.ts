@@ -130,8 +130,7 @@ export function devStaticTokenAuthenticator(opts: DevStaticTokenOptions): Authen
       const token = readBearerToken(call.metadata)
       if (token === undefined) throw new M2msecError('ERR_UNAUTHENTICATED', 'missing bearer token')
       const actual = createHash('sha256').update(token).digest()
-      if (!timingSafeEqual(actual, expected))
-        throw new M2msecError('ERR_TOKEN_INVALID', 'invalid bearer token')
+      if (!timingSafeEqual(actual, expected)) throw new M2msecError('ERR_TOKEN_INVALID', 'invalid bearer token')
       return principal
     },
   }
@@ -191,8 +190,7 @@ export function devMtlsAuthenticator(): Authenticator {
   return {
     async authenticate(call) {
       const cert = call.peerCertificate
-      if (cert === undefined)
-        throw new M2msecError('ERR_UNAUTHENTICATED', 'no verified client certificate')
+      if (cert === undefined) throw new M2msecError('ERR_UNAUTHENTICATED', 'no verified client certificate')
       const ids = subjectAltUris(cert.subjectaltname)
         .map((uri) => /^m2msec:\/\/([^/]+)\/([^/]+)$/.exec(uri))
         .filter((m): m is RegExpExecArray => m !== null)
@@ -205,16 +203,8 @@ export function devMtlsAuthenticator(): Authenticator {
       }
       const tenant = decodeSegment(match[1])
       const id = decodeSegment(match[2])
-      if (
-        tenant === undefined ||
-        id === undefined ||
-        !SEGMENT_RE.test(tenant) ||
-        !SEGMENT_RE.test(id)
-      ) {
-        throw new M2msecError(
-          'ERR_UNAUTHENTICATED',
-          'client certificate URI SAN has an invalid tenant or principal',
-        )
+      if (tenant === undefined || id === undefined || !SEGMENT_RE.test(tenant) || !SEGMENT_RE.test(id)) {
+        throw new M2msecError('ERR_UNAUTHENTICATED', 'client certificate URI SAN has an invalid tenant or principal')
       }
       const roles = asList(cert.subject.OU)
         .filter((ou) => ou.startsWith('role:'))

@@ -32,8 +32,12 @@ export function promiseClient<D extends grpc.ServiceDefinition>(definition: D, c
     out[name] = (request: unknown, options: { metadata?: grpc.Metadata; deadline?: Date } = {}) =>
       new Promise((resolve, reject) => {
         const metadata = options.metadata ?? new grpc.Metadata()
-        fn.call(client, request, metadata, options.deadline === undefined ? {} : { deadline: options.deadline }, (err, res) =>
-          err ? reject(err) : resolve(res),
+        fn.call(
+          client,
+          request,
+          metadata,
+          options.deadline === undefined ? {} : { deadline: options.deadline },
+          (err, res) => (err ? reject(err) : resolve(res)),
         )
       })
   }

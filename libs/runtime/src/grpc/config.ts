@@ -6,11 +6,7 @@ export const grpcTlsConfigSchema = z
   .object({
     certFile: z.string().min(1).describe('server certificate chain (PEM)'),
     keyFile: z.string().min(1).describe('server private key (PEM)'),
-    caFile: z
-      .string()
-      .min(1)
-      .optional()
-      .describe('CA bundle (PEM) that client certificates must chain to'),
+    caFile: z.string().min(1).optional().describe('CA bundle (PEM) that client certificates must chain to'),
     requireClientCert: z
       .boolean()
       .default(true)
@@ -31,27 +27,15 @@ export const grpcTlsConfigSchema = z
  */
 export function grpcServerConfigSchema(defaults: { port: number }) {
   return z.object({
-    host: z
-      .string()
-      .min(1)
-      .default('127.0.0.1')
-      .describe('listen address (0.0.0.0 or :: for all interfaces)'),
-    port: z
-      .number()
-      .int()
-      .min(0)
-      .max(65535)
-      .default(defaults.port)
-      .describe('listen port (0 = any free port)'),
+    host: z.string().min(1).default('127.0.0.1').describe('listen address (0.0.0.0 or :: for all interfaces)'),
+    port: z.number().int().min(0).max(65535).default(defaults.port).describe('listen port (0 = any free port)'),
     tls: grpcTlsConfigSchema
       .optional()
       .describe('TLS settings; unset = plaintext (loopback only unless allowInsecure)'),
     allowInsecure: z
       .boolean()
       .default(false)
-      .describe(
-        'allow plaintext on a non-loopback address (only behind a mesh that terminates mTLS)',
-      ),
+      .describe('allow plaintext on a non-loopback address (only behind a mesh that terminates mTLS)'),
     maxMessageBytes: z
       .number()
       .int()
@@ -65,10 +49,7 @@ export function grpcServerConfigSchema(defaults: { port: number }) {
       .min(0)
       .default(10_000)
       .describe('how long shutdown waits for in-flight calls before cancelling them'),
-    reflection: z
-      .boolean()
-      .default(true)
-      .describe('serve gRPC server reflection (grpcurl, Postman)'),
+    reflection: z.boolean().default(true).describe('serve gRPC server reflection (grpcurl, Postman)'),
   })
 }
 

@@ -5,13 +5,7 @@
  * `grpc-status-details-bin` (what grpcurl, Envoy and Google client libraries understand).
  */
 import { Metadata, status as GrpcStatus, type ServiceError } from '@grpc/grpc-js'
-import {
-  ERROR_CODES,
-  M2msecError,
-  isErrorCode,
-  isM2msecError,
-  type ErrorCode,
-} from '@m2msec/errors'
+import { ERROR_CODES, M2msecError, isErrorCode, isM2msecError, type ErrorCode } from '@m2msec/errors'
 import {
   ERROR_INFO_TYPE_URL,
   decodeErrorInfo,
@@ -171,13 +165,7 @@ export function fromGrpcError(err: GrpcErrorLike): M2msecError {
     }
   }
   const reason = firstString(err.metadata, ERROR_CODE_METADATA)
-  if (reason !== undefined && isErrorCode(reason))
-    return new M2msecError(reason, message, {}, { cause: err })
+  if (reason !== undefined && isErrorCode(reason)) return new M2msecError(reason, message, {}, { cause: err })
   const fallback = FALLBACK_CODES[grpcCode as GrpcStatus] ?? 'ERR_INTERNAL'
-  return new M2msecError(
-    fallback,
-    message,
-    { grpcStatus: GrpcStatus[grpcCode] ?? String(grpcCode) },
-    { cause: err },
-  )
+  return new M2msecError(fallback, message, { grpcStatus: GrpcStatus[grpcCode] ?? String(grpcCode) }, { cause: err })
 }

@@ -29,9 +29,7 @@ const LOADER_OPTIONS: protoLoader.Options = {
 }
 
 /** Loads every source plus the health service into one package definition. */
-export function loadReflectionDefinition(
-  sources: readonly ReflectionSource[],
-): protoLoader.PackageDefinition {
+export function loadReflectionDefinition(sources: readonly ReflectionSource[]): protoLoader.PackageDefinition {
   // health.proto lives in <pkg>/proto/health/v1/health.proto; load it by its relative name.
   const healthRoot = dirname(dirname(dirname(healthProtoPath)))
   const parts: protoLoader.PackageDefinition[] = [
@@ -42,12 +40,7 @@ export function loadReflectionDefinition(
   ]
   for (const source of sources) {
     if ('descriptorSetPath' in source) {
-      parts.push(
-        protoLoader.loadFileDescriptorSetFromBuffer(
-          readFileSync(source.descriptorSetPath),
-          LOADER_OPTIONS,
-        ),
-      )
+      parts.push(protoLoader.loadFileDescriptorSetFromBuffer(readFileSync(source.descriptorSetPath), LOADER_OPTIONS))
     } else {
       parts.push(
         protoLoader.loadSync([...source.protoFiles], {

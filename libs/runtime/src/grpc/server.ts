@@ -22,12 +22,7 @@ import {
 import { M2msecError, isM2msecError } from '@m2msec/errors'
 import type { Logger } from '../logger.ts'
 import { getMeter, getTracer } from '../telemetry.ts'
-import {
-  ANONYMOUS_PRINCIPAL,
-  type AuthRequest,
-  type Authenticator,
-  type Principal,
-} from './auth.ts'
+import { ANONYMOUS_PRINCIPAL, type AuthRequest, type Authenticator, type Principal } from './auth.ts'
 import type { GrpcServerConfig } from './config.ts'
 import { REQUEST_ID_METADATA, toGrpcError } from './errors.ts'
 import { loadReflectionDefinition, type ReflectionSource } from './reflection.ts'
@@ -54,13 +49,9 @@ export interface CallContext {
 export type UnaryHandler<Req, Res> = (request: Req, ctx: CallContext) => Promise<Res>
 
 /** The request type of a method definition (ts-proto `…Service` entry or grpc-js MethodDefinition). */
-export type RequestOf<M> = M extends { requestDeserialize: (bytes: Buffer) => infer Req }
-  ? Req
-  : never
+export type RequestOf<M> = M extends { requestDeserialize: (bytes: Buffer) => infer Req } ? Req : never
 /** The response type of a method definition. */
-export type ResponseOf<M> = M extends { responseSerialize: (value: infer Res) => Buffer }
-  ? Res
-  : never
+export type ResponseOf<M> = M extends { responseSerialize: (value: infer Res) => Buffer } ? Res : never
 
 /** Names of the unary methods of a service definition. */
 export type UnaryMethodNames<D> = {
@@ -243,8 +234,7 @@ export function createGrpcServer(config: GrpcServerConfig, deps: GrpcServerDeps)
       const controller = new AbortController()
       inFlight.add(controller)
       active.add(1, attributes)
-      const onCancel = (): void =>
-        controller.abort(new M2msecError('ERR_UNAVAILABLE', 'call cancelled'))
+      const onCancel = (): void => controller.abort(new M2msecError('ERR_UNAVAILABLE', 'call cancelled'))
       call.on('cancelled', onCancel)
       const rawDeadline = call.getDeadline()
       const deadlineMs = rawDeadline instanceof Date ? rawDeadline.getTime() : rawDeadline
@@ -286,17 +276,14 @@ export function createGrpcServer(config: GrpcServerConfig, deps: GrpcServerDeps)
         const seconds = (performance.now() - started) / 1000
         duration.record(seconds, { ...attributes, 'rpc.grpc.status_code': code })
         span.setAttribute('rpc.grpc.status_code', code)
-        if (code !== grpc.status.OK)
-          span.setStatus({ code: SpanStatusCode.ERROR, message: grpc.status[code] })
+        if (code !== grpc.status.OK) span.setStatus({ code: SpanStatusCode.ERROR, message: grpc.status[code] })
         span.end()
       }
 
       void otelContext
         .with(
           trace.setSpan(parent, span),
-          async (): Promise<
-            { response: unknown; trailer: grpc.Metadata } | { error: grpc.ServiceError }
-          > => {
+          async (): Promise<{ response: unknown; trailer: grpc.Metadata } | { error: grpc.ServiceError }> => {
             try {
               let principal: Principal
               if (isPublic) {
@@ -366,11 +353,7 @@ export function createGrpcServer(config: GrpcServerConfig, deps: GrpcServerDeps)
 
   return {
     addUnaryService(definition, handlers, opts) {
-      if (listening)
-        throw new M2msecError(
-          'ERR_FAILED_PRECONDITION',
-          'addUnaryService must be called before listen',
-        )
+      if (listening) throw new M2msecError('ERR_FAILED_PRECONDITION', 'addUnaryService must be called before listen')
       const implementation: grpc.UntypedServiceImplementation = {}
       const tolerant: Record<string, grpc.MethodDefinition<unknown, unknown>> = {}
       const publicMethods = new Set<string>(opts?.unauthenticated ?? [])
@@ -378,9 +361,7 @@ export function createGrpcServer(config: GrpcServerConfig, deps: GrpcServerDeps)
       for (const [name, method] of Object.entries(definition)) {
         serviceName ??= splitPath(method.path).service
         if (method.requestStream || method.responseStream) continue
-        const handler = (
-          handlers as Readonly<Record<string, UnaryHandler<unknown, unknown> | undefined>>
-        )[name]
+        const handler = (handlers as Readonly<Record<string, UnaryHandler<unknown, unknown> | undefined>>)[name]
         if (typeof handler !== 'function') {
           throw new M2msecError('ERR_INVALID_ARGUMENT', `no handler for ${method.path}`, {
             method: method.path,
@@ -431,12 +412,8 @@ export function createGrpcServer(config: GrpcServerConfig, deps: GrpcServerDeps)
         log.info({ inFlight: inFlight.size, graceMs: config.shutdownGraceMs }, 'grpc shutting down')
         await new Promise<void>((resolve) => {
           const timer = setTimeout(() => {
-            log.warn(
-              { inFlight: inFlight.size },
-              'grpc shutdown grace period over, cancelling calls',
-            )
-            for (const c of inFlight)
-              c.abort(new M2msecError('ERR_UNAVAILABLE', 'server shutting down'))
+            log.warn({ inFlight: inFlight.size }, 'grpc shutdown grace period over, cancelling calls')
+            for (const c of inFlight) c.abort(new M2msecError('ERR_UNAVAILABLE', 'server shutting down'))
             server.forceShutdown()
             resolve()
           }, config.shutdownGraceMs)

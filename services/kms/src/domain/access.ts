@@ -85,9 +85,13 @@ export async function loadKeyForUse(
     })
   }
   if (!granted.has(operation)) {
-    throw new M2msecError('ERR_KEY_USAGE_DENIED', `the key's usage policy does not allow ${operation} for this caller`, {
-      keyId,
-    })
+    throw new M2msecError(
+      'ERR_KEY_USAGE_DENIED',
+      `the key's usage policy does not allow ${operation} for this caller`,
+      {
+        keyId,
+      },
+    )
   }
   requireUsable(key)
   const wanted = version ?? key.primaryVersion

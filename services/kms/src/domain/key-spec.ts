@@ -88,11 +88,15 @@ export function validateLabels(labels: Readonly<Record<string, string>> | undefi
 /** Checks that `se` offers `algorithm` and `operation`; throws ERR_SE_NOT_SUPPORTED otherwise. */
 export function requireSeSupport(se: SecureEnvironment, algorithm: KeyAlgorithm, operation: SeOperation): void {
   if (!se.capabilities.algorithms.includes(algorithm) || !se.capabilities.operations.includes(operation)) {
-    throw new M2msecError('ERR_SE_NOT_SUPPORTED', `secure environment ${se.name} does not support ${operation} of ${algorithm}`, {
-      secureEnvironment: se.name,
-      algorithm,
-      operation,
-    })
+    throw new M2msecError(
+      'ERR_SE_NOT_SUPPORTED',
+      `secure environment ${se.name} does not support ${operation} of ${algorithm}`,
+      {
+        secureEnvironment: se.name,
+        algorithm,
+        operation,
+      },
+    )
   }
 }
 
@@ -102,7 +106,11 @@ export function prepareNewKey(deps: KmsDeps, caller: Caller, spec: NewKeySpec) {
   const keyId = spec.keyId === undefined || spec.keyId === '' ? base32Id(deps.random) : spec.keyId
   validateKeyId(keyId)
   checkSize('purpose', spec.purpose ?? '', LIMITS.purposeBytes)
-  const se = deps.ses.get(spec.secureEnvironment === undefined || spec.secureEnvironment === '' ? deps.ses.defaultName : spec.secureEnvironment)
+  const se = deps.ses.get(
+    spec.secureEnvironment === undefined || spec.secureEnvironment === ''
+      ? deps.ses.defaultName
+      : spec.secureEnvironment,
+  )
   return {
     keyId,
     se,
@@ -137,7 +145,9 @@ export async function storeNewKey(
         version: 1,
         ref: created.ref,
         createdAt: now,
-        ...(created.publicKey === undefined ? {} : { publicKeySpki: Buffer.from(created.publicKey).toString('base64') }),
+        ...(created.publicKey === undefined
+          ? {}
+          : { publicKeySpki: Buffer.from(created.publicKey).toString('base64') }),
       },
     ],
     usagePolicy: prepared.usagePolicy,
@@ -152,7 +162,12 @@ export async function storeNewKey(
     await prepared.se.destroyKey({ ref: created.ref, algorithm: spec.algorithm }).catch(() => undefined)
     throw err
   }
-  publishInBackground(deps, { type: 'key.created', tenant: caller.tenant, keyId: record.id, algorithm: record.algorithm })
+  publishInBackground(deps, {
+    type: 'key.created',
+    tenant: caller.tenant,
+    keyId: record.id,
+    algorithm: record.algorithm,
+  })
   return record
 }
 

@@ -70,7 +70,9 @@ export function keySpecFromProto(spec: pb.KeySpec | undefined, secureEnvironment
 }
 
 function publicJwk(spkiBase64: string): string {
-  const jwk = createPublicKey({ key: Buffer.from(spkiBase64, 'base64'), format: 'der', type: 'spki' }).export({ format: 'jwk' })
+  const jwk = createPublicKey({ key: Buffer.from(spkiBase64, 'base64'), format: 'der', type: 'spki' }).export({
+    format: 'jwk',
+  })
   return JSON.stringify(jwk)
 }
 
@@ -88,7 +90,10 @@ export function keyToProto(k: KeyRecord): pb.Key {
     primaryVersion: k.primaryVersion,
     versions: k.versions.map((v) => ({
       version: v.version,
-      state: v.destroyed === true ? pb.KeyVersionState.KEY_VERSION_STATE_DESTROYED : pb.KeyVersionState.KEY_VERSION_STATE_ENABLED,
+      state:
+        v.destroyed === true
+          ? pb.KeyVersionState.KEY_VERSION_STATE_DESTROYED
+          : pb.KeyVersionState.KEY_VERSION_STATE_ENABLED,
       createdAt: new Date(v.createdAt),
       ...(v.publicKeySpki === undefined
         ? {}
@@ -113,7 +118,11 @@ const SE_TYPES: Record<SeType, pb.SecureEnvironmentType> = {
 }
 
 function seOperationToProto(op: SeOperation): pb.SecureEnvironmentOperation {
-  return enumToProto(op.toUpperCase().replaceAll('-', '_'), pb.SecureEnvironmentOperation, 'SECURE_ENVIRONMENT_OPERATION_')
+  return enumToProto(
+    op.toUpperCase().replaceAll('-', '_'),
+    pb.SecureEnvironmentOperation,
+    'SECURE_ENVIRONMENT_OPERATION_',
+  )
 }
 
 export function secureEnvironmentToProto(se: SecureEnvironmentInfo): pb.SecureEnvironment {

@@ -4,19 +4,13 @@
  * and limits in @m2msec/runtime.
  */
 import { M2msecError, isM2msecError } from '@m2msec/errors'
-import * as pb from '@m2msec/proto/kms/v1'
+import type * as pb from '@m2msec/proto/kms/v1'
 import type { Status } from '@m2msec/proto/google/rpc'
 import { toRpcStatus, type UnaryHandlers } from '@m2msec/runtime'
 import type { Caller } from '../domain/model.ts'
 import type { KmsOperations } from '../domain/operations/index.ts'
 import { LIMITS } from '../domain/limits.ts'
-import {
-  buf,
-  keySpecFromProto,
-  keyToProto,
-  secureEnvironmentToProto,
-  stateFromProto,
-} from './mapping.ts'
+import { buf, keySpecFromProto, keyToProto, secureEnvironmentToProto, stateFromProto } from './mapping.ts'
 
 export type KmsHandlers = UnaryHandlers<typeof pb.KeyManagementService>
 
@@ -31,7 +25,9 @@ function checkBatch(n: number): void {
  * Runs one batch item. User errors become a per-item google.rpc.Status; anything else (a bug,
  * the audit log or the store down) fails the whole call, as Vault transit does.
  */
-async function item<T>(run: () => Promise<T>): Promise<{ $case: 'result'; value: T } | { $case: 'error'; value: Status }> {
+async function item<T>(
+  run: () => Promise<T>,
+): Promise<{ $case: 'result'; value: T } | { $case: 'error'; value: Status }> {
   try {
     return { $case: 'result', value: await run() }
   } catch (err) {
@@ -77,11 +73,19 @@ export function createKmsGrpcService(ops: KmsOperations): KmsHandlers {
     },
     async importKey(r, { principal }) {
       const target = keySpecFromProto(r.keySpec)
-      return { key: keyToProto(await ops.importKey(principal, { jwe: r.wrappedKey, unwrappingKeyId: r.unwrappingKeyId, target })) }
+      return {
+        key: keyToProto(
+          await ops.importKey(principal, { jwe: r.wrappedKey, unwrappingKeyId: r.unwrappingKeyId, target }),
+        ),
+      }
     },
     async unwrapKey(r, { principal }) {
       const target = keySpecFromProto(r.keySpec)
-      return { key: keyToProto(await ops.unwrapKey(principal, { jwe: r.wrappedKey, unwrappingKeyId: r.unwrappingKeyId, target })) }
+      return {
+        key: keyToProto(
+          await ops.unwrapKey(principal, { jwe: r.wrappedKey, unwrappingKeyId: r.unwrappingKeyId, target }),
+        ),
+      }
     },
     encrypt: (r, { principal }) => encryptOne(r, principal),
     decrypt: (r, { principal }) => decryptOne(r, principal),
@@ -108,19 +112,27 @@ export function createKmsGrpcService(ops: KmsOperations): KmsHandlers {
     },
     async batchEncrypt(r, { principal }) {
       checkBatch(r.items.length)
-      return { results: await Promise.all(r.items.map(async (i) => ({ outcome: await item(() => encryptOne(i, principal)) }))) }
+      return {
+        results: await Promise.all(r.items.map(async (i) => ({ outcome: await item(() => encryptOne(i, principal)) }))),
+      }
     },
     async batchDecrypt(r, { principal }) {
       checkBatch(r.items.length)
-      return { results: await Promise.all(r.items.map(async (i) => ({ outcome: await item(() => decryptOne(i, principal)) }))) }
+      return {
+        results: await Promise.all(r.items.map(async (i) => ({ outcome: await item(() => decryptOne(i, principal)) }))),
+      }
     },
     async batchSign(r, { principal }) {
       checkBatch(r.items.length)
-      return { results: await Promise.all(r.items.map(async (i) => ({ outcome: await item(() => signOne(i, principal)) }))) }
+      return {
+        results: await Promise.all(r.items.map(async (i) => ({ outcome: await item(() => signOne(i, principal)) }))),
+      }
     },
     async batchMac(r, { principal }) {
       checkBatch(r.items.length)
-      return { results: await Promise.all(r.items.map(async (i) => ({ outcome: await item(() => macOne(i, principal)) }))) }
+      return {
+        results: await Promise.all(r.items.map(async (i) => ({ outcome: await item(() => macOne(i, principal)) }))),
+      }
     },
     async deriveKey(r, { principal }) {
       const kdf = r.kdf
@@ -134,14 +146,23 @@ export function createKmsGrpcService(ops: KmsOperations): KmsHandlers {
     },
     async wrapKey(r, { principal }) {
       const rec = r.recipient
-      if (rec === undefined) throw new M2msecError('ERR_INVALID_ARGUMENT', 'recipient is required', { field: 'recipient' })
+      if (rec === undefined)
+        throw new M2msecError('ERR_INVALID_ARGUMENT', 'recipient is required', { field: 'recipient' })
       const recipient = rec.$case === 'kmsKeyId' ? { kmsKeyId: rec.value } : { publicJwk: rec.value }
       const out = await ops.wrapKey(principal, { keyId: r.keyId, recipient })
       return { wrappedKey: out.jwe, keyVersion: out.version }
     },
     async milenage(r, { principal }) {
       const o = await ops.milenage(principal, { keyId: r.keyId, rand: r.rand, sqn: r.sqn, amf: r.amf })
-      return { macA: buf(o.macA), macS: buf(o.macS), res: buf(o.res), ck: buf(o.ck), ik: buf(o.ik), ak: buf(o.ak), akStar: buf(o.akStar) }
+      return {
+        macA: buf(o.macA),
+        macS: buf(o.macS),
+        res: buf(o.res),
+        ck: buf(o.ck),
+        ik: buf(o.ik),
+        ak: buf(o.ak),
+        akStar: buf(o.akStar),
+      }
     },
     async putSecret(r, { principal }) {
       const info = await ops.putSecret(principal, { name: r.name, value: r.value })
@@ -149,7 +170,10 @@ export function createKmsGrpcService(ops: KmsOperations): KmsHandlers {
     },
     async getSecret(r, { principal }) {
       const { value, info } = await ops.getSecret(principal, r.name)
-      return { secret: { name: info.name, createdAt: new Date(info.createdAt), updatedAt: new Date(info.updatedAt) }, value: buf(value) }
+      return {
+        secret: { name: info.name, createdAt: new Date(info.createdAt), updatedAt: new Date(info.updatedAt) },
+        value: buf(value),
+      }
     },
     async deleteSecret(r, { principal }) {
       await ops.deleteSecret(principal, r.name)
@@ -158,7 +182,11 @@ export function createKmsGrpcService(ops: KmsOperations): KmsHandlers {
     async listSecrets(r, { principal }) {
       const out = await ops.listSecrets(principal, { pageSize: r.pageSize, pageToken: r.pageToken })
       return {
-        secrets: out.secrets.map((s) => ({ name: s.name, createdAt: new Date(s.createdAt), updatedAt: new Date(s.updatedAt) })),
+        secrets: out.secrets.map((s) => ({
+          name: s.name,
+          createdAt: new Date(s.createdAt),
+          updatedAt: new Date(s.updatedAt),
+        })),
         nextPageToken: out.nextPageToken ?? '',
       }
     },

@@ -39,11 +39,7 @@ export const KEY_ALGORITHMS = [
 export type KeyAlgorithm = (typeof KEY_ALGORITHMS)[number]
 
 /** Secret (symmetric) algorithms: their material is raw bytes. */
-export const SYMMETRIC_ALGORITHMS: ReadonlySet<KeyAlgorithm> = new Set([
-  'AES_256_GCM',
-  'HMAC_SHA256',
-  'MILENAGE',
-])
+export const SYMMETRIC_ALGORITHMS: ReadonlySet<KeyAlgorithm> = new Set(['AES_256_GCM', 'HMAC_SHA256', 'MILENAGE'])
 
 /** TS-0003 table 6.3.1-1 protection levels: 0 none ... 3 certified HSM / hardware. */
 export type ProtectionLevel = 0 | 1 | 2 | 3

@@ -4,7 +4,15 @@
  * Messages name fields and algorithms, never values.
  */
 import { M2msecError, invalidArgument } from '@m2msec/errors'
-import type { KeyAlgorithm, KeySpec, MilenageInput, SealedData, SeCapabilities, SeKeyHandle, SeOperation } from './api.ts'
+import type {
+  KeyAlgorithm,
+  KeySpec,
+  MilenageInput,
+  SealedData,
+  SeCapabilities,
+  SeKeyHandle,
+  SeOperation,
+} from './api.ts'
 import { KEY_ALGORITHMS } from './api.ts'
 
 /** Longest `ref` any backend accepts (a MILENAGE pkcs11 ref is about 150 characters). */
@@ -37,7 +45,12 @@ export function keyTypeMismatch(operation: string, algorithm: string): M2msecErr
  * Checks that the SE offers `operation` on `algorithm` (ERR_SE_NOT_SUPPORTED otherwise,
  * also for algorithm names the KMS does not know).
  */
-export function requireCapability(seName: string, caps: SeCapabilities, algorithm: unknown, operation: SeOperation): KeyAlgorithm {
+export function requireCapability(
+  seName: string,
+  caps: SeCapabilities,
+  algorithm: unknown,
+  operation: SeOperation,
+): KeyAlgorithm {
   if (!isKeyAlgorithm(algorithm) || !caps.algorithms.includes(algorithm)) {
     throw notSupported(seName, `the algorithm ${String(algorithm)}`, { algorithm: String(algorithm) })
   }
@@ -110,18 +123,25 @@ export const GCM_TAG_LENGTH = 16
 
 /** Validates a {@link SealedData} (IV and tag lengths). */
 export function requireSealed(sealed: SealedData): void {
-  if (typeof sealed !== 'object' || sealed === null) throw invalidArgument('sealed data is required', { field: 'sealed' })
+  if (typeof sealed !== 'object' || sealed === null)
+    throw invalidArgument('sealed data is required', { field: 'sealed' })
   requireBytes(sealed.iv, 'iv')
   requireBytes(sealed.ciphertext, 'ciphertext')
   requireBytes(sealed.tag, 'tag')
   if (sealed.iv.length !== GCM_IV_LENGTH) throw invalidArgument(`iv must be ${GCM_IV_LENGTH} bytes`, { field: 'iv' })
-  if (sealed.tag.length !== GCM_TAG_LENGTH) throw invalidArgument(`tag must be ${GCM_TAG_LENGTH} bytes`, { field: 'tag' })
+  if (sealed.tag.length !== GCM_TAG_LENGTH)
+    throw invalidArgument(`tag must be ${GCM_TAG_LENGTH} bytes`, { field: 'tag' })
 }
 
 /** Validates Milenage inputs: RAND 16, SQN 6, AMF 2 bytes. */
 export function requireMilenageInput(input: MilenageInput): void {
-  if (typeof input !== 'object' || input === null) throw invalidArgument('milenage input is required', { field: 'input' })
-  for (const [field, length] of [['rand', 16], ['sqn', 6], ['amf', 2]] as const) {
+  if (typeof input !== 'object' || input === null)
+    throw invalidArgument('milenage input is required', { field: 'input' })
+  for (const [field, length] of [
+    ['rand', 16],
+    ['sqn', 6],
+    ['amf', 2],
+  ] as const) {
     const value: unknown = input[field]
     if (!(value instanceof Uint8Array) || value.length !== length) {
       throw invalidArgument(`${field} must be ${length} bytes`, { field })

@@ -28,8 +28,16 @@ export const softwareOptionsSchema = z
     masterKeyFile: z
       .string()
       .min(1)
-      .describe('File holding the 32-byte master key that seals every key ref (raw, 64 hex digits or base64; e.g. `openssl rand -base64 32`).'),
-    cacheSize: z.number().int().min(0).max(10_000_000).default(10_000).describe('Unsealed keys kept in memory (LRU); 0 disables the cache.'),
+      .describe(
+        'File holding the 32-byte master key that seals every key ref (raw, 64 hex digits or base64; e.g. `openssl rand -base64 32`).',
+      ),
+    cacheSize: z
+      .number()
+      .int()
+      .min(0)
+      .max(10_000_000)
+      .default(10_000)
+      .describe('Unsealed keys kept in memory (LRU); 0 disables the cache.'),
   })
   .strict()
 
@@ -41,8 +49,16 @@ export const pkcs11OptionsSchema = z
     pinFile: z.string().min(1).describe('File holding the user PIN (a trailing newline is ignored).'),
     protectionLevel: protectionLevel
       .default(3)
-      .describe('TS-0003 protection level published for this SE: 3 for a certified hardware HSM, 1 for SoftHSM (software in the KMS process).'),
-    workers: z.number().int().min(1).max(64).default(1).describe('Worker threads, each with one logged-in PKCS#11 session.'),
+      .describe(
+        'TS-0003 protection level published for this SE: 3 for a certified hardware HSM, 1 for SoftHSM (software in the KMS process).',
+      ),
+    workers: z
+      .number()
+      .int()
+      .min(1)
+      .max(64)
+      .default(1)
+      .describe('Worker threads, each with one logged-in PKCS#11 session.'),
   })
   .strict()
 

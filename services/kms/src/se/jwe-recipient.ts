@@ -49,5 +49,6 @@ export function requireP256PublicJwk(jwk: unknown): { kty: 'EC'; crv: 'P-256'; x
 
 /** Validates the `kid` of a wrap recipient (printable, bounded). */
 export function requireKid(kid: unknown): asserts kid is string {
-  if (typeof kid !== 'string' || kid.length > 256) throw invalidArgument('recipient kid must be a string of at most 256 characters', { field: 'recipient.kid' })
+  if (typeof kid !== 'string' || kid.length > 256)
+    throw invalidArgument('recipient kid must be a string of at most 256 characters', { field: 'recipient.kid' })
 }

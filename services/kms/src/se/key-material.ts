@@ -13,12 +13,21 @@ import type { KeyAlgorithm } from './api.ts'
 import { requireBytes } from './checks.ts'
 
 /** Algorithms whose material is a private key (PKCS#8) with a public half (SPKI). */
-export const ASYMMETRIC_ALGORITHMS: ReadonlySet<KeyAlgorithm> = new Set(['EC_P256_SIGN', 'EC_P256_ECDH', 'ED25519_SIGN'])
+export const ASYMMETRIC_ALGORITHMS: ReadonlySet<KeyAlgorithm> = new Set([
+  'EC_P256_SIGN',
+  'EC_P256_ECDH',
+  'ED25519_SIGN',
+])
 
 /** Parsed, validated key material. */
 export type KeyMaterial =
   | { readonly kind: 'secret'; readonly algorithm: KeyAlgorithm; readonly bytes: Uint8Array }
-  | { readonly kind: 'private'; readonly algorithm: KeyAlgorithm; readonly privateKey: KeyObject; readonly publicKey: KeyObject }
+  | {
+      readonly kind: 'private'
+      readonly algorithm: KeyAlgorithm
+      readonly privateKey: KeyObject
+      readonly publicKey: KeyObject
+    }
 
 /** Allowed raw lengths per symmetric algorithm. */
 export const SECRET_LENGTHS: Readonly<Partial<Record<KeyAlgorithm, { readonly min: number; readonly max: number }>>> = {
@@ -94,7 +103,10 @@ export function publicKeyFromPoint(algorithm: KeyAlgorithm, point: Uint8Array): 
   try {
     if (algorithm === 'ED25519_SIGN') {
       if (point.length !== 32) throw new Error('length')
-      return createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(point).toString('base64url') }, format: 'jwk' })
+      return createPublicKey({
+        key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(point).toString('base64url') },
+        format: 'jwk',
+      })
     }
     if (point.length !== 65 || point[0] !== 4) throw new Error('length')
     const x = Buffer.from(point.subarray(1, 33)).toString('base64url')

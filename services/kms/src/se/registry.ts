@@ -44,7 +44,9 @@ export async function createSecureEnvironment(config: SeConfigInput | SeConfig):
  * Creates every configured SE (names must be unique). If one fails, the ones already created
  * are closed again and the error is thrown.
  */
-export async function createSecureEnvironments(configs: readonly (SeConfigInput | SeConfig)[]): Promise<SecureEnvironment[]> {
+export async function createSecureEnvironments(
+  configs: readonly (SeConfigInput | SeConfig)[],
+): Promise<SecureEnvironment[]> {
   const valid = configs.map(parseSeConfig)
   const names = new Set<string>()
   for (const c of valid) {

@@ -22,7 +22,8 @@ export async function createKeyStore(repo: KvRepository<KeyRecord>): Promise<Cac
       return
     }
     const current = cache.get(e.key)
-    if (current === undefined || current.revision < e.revision) cache.set(e.key, { value: e.value, revision: e.revision })
+    if (current === undefined || current.revision < e.revision)
+      cache.set(e.key, { value: e.value, revision: e.revision })
   })
 
   async function read(k: string): Promise<Versioned<KeyRecord> | undefined> {
@@ -64,7 +65,9 @@ export async function createKeyStore(repo: KvRepository<KeyRecord>): Promise<Cac
       })
       const items = res.items.map((i) => i.value)
       const last = res.items.at(-1)
-      return res.next === undefined || last === undefined ? { items } : { items, next: parseKvKey(last.key).at(-1) ?? '' }
+      return res.next === undefined || last === undefined
+        ? { items }
+        : { items, next: parseKvKey(last.key).at(-1) ?? '' }
     },
     async close() {
       await watcher.stop()

@@ -30,7 +30,9 @@ export function createSecretStore(repo: KvRepository<StoredSecret>): SecretStore
       })
       const items = res.items.map((i) => i.value)
       const last = res.items.at(-1)
-      return res.next === undefined || last === undefined ? { items } : { items, next: parseKvKey(last.key).at(-1) ?? '' }
+      return res.next === undefined || last === undefined
+        ? { items }
+        : { items, next: parseKvKey(last.key).at(-1) ?? '' }
     },
   }
 }

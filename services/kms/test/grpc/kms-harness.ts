@@ -49,14 +49,30 @@ export async function startKmsHarness(opts: { pkcs11?: boolean; nats?: NatsServe
     instanceId: `kms-test-${randomBytes(3).toString('hex')}`,
     grpc: {
       port: 0,
-      tls: { certFile: pki.paths.serverCert, keyFile: pki.paths.serverKey, caFile: pki.paths.caCert, requireClientCert: false },
+      tls: {
+        certFile: pki.paths.serverCert,
+        keyFile: pki.paths.serverKey,
+        caFile: pki.paths.caCert,
+        requireClientCert: false,
+      },
     },
     nats: { servers: [nats.url] },
     secureEnvironments: [
       { name: 'software', type: 'software', options: { masterKeyFile } },
       ...(hsm === undefined
         ? []
-        : [{ name: 'hsm', type: 'pkcs11', options: { modulePath: hsm.modulePath, tokenLabel: hsm.tokenLabel, pinFile: hsm.pinFile, protectionLevel: 1 } }]),
+        : [
+            {
+              name: 'hsm',
+              type: 'pkcs11',
+              options: {
+                modulePath: hsm.modulePath,
+                tokenLabel: hsm.tokenLabel,
+                pinFile: hsm.pinFile,
+                protectionLevel: 1,
+              },
+            },
+          ]),
     ],
     auth: { mtls: true },
     log: { level: 'info' },
@@ -97,4 +113,3 @@ export async function startKmsHarness(opts: { pkcs11?: boolean; nats?: NatsServe
     },
   }
 }
-

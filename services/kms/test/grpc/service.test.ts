@@ -47,19 +47,27 @@ function createKey(c: Kms, spec: Partial<pb.KeySpec>, se = '') {
 /** Imports raw key material the way an operator would: wrapped under a KMS transport key. */
 async function importMaterial(se: string, keyId: string, algorithm: pb.KeyAlgorithm, material: Buffer): Promise<void> {
   const transportId = `transport-${keyId}`
-  await createKey(A, { keyId: transportId, algorithm: Alg.KEY_ALGORITHM_AES_256_GCM, exportable: true }, se === 'hsm' ? 'software' : se)
+  await createKey(
+    A,
+    { keyId: transportId, algorithm: Alg.KEY_ALGORITHM_AES_256_GCM, exportable: true },
+    se === 'hsm' ? 'software' : se,
+  )
   const r = generateKeyPairSync('ec', { namedCurve: 'P-256' })
-  const wrapped = await A.wrapKey(pb.WrapKeyRequest.fromPartial({
-    keyId: transportId,
-    recipient: { $case: 'publicJwk', value: JSON.stringify(r.publicKey.export({ format: 'jwk' })) },
-  }))
+  const wrapped = await A.wrapKey(
+    pb.WrapKeyRequest.fromPartial({
+      keyId: transportId,
+      recipient: { $case: 'publicJwk', value: JSON.stringify(r.publicKey.export({ format: 'jwk' })) },
+    }),
+  )
   const kek = (await jose.compactDecrypt(wrapped.wrappedKey, r.privateKey)).plaintext
   const jwe = await new jose.CompactEncrypt(material).setProtectedHeader({ alg: 'A256KW', enc: 'A256GCM' }).encrypt(kek)
-  await A.importKey(pb.ImportKeyRequest.fromPartial({
-    wrappedKey: jwe,
-    unwrappingKeyId: transportId,
-    keySpec: { keyId, algorithm, usagePolicy: [] },
-  }))
+  await A.importKey(
+    pb.ImportKeyRequest.fromPartial({
+      wrappedKey: jwe,
+      unwrappingKeyId: transportId,
+      keySpec: { keyId, algorithm, usagePolicy: [] },
+    }),
+  )
 }
 
 test('health and reflection answer without credentials; KMS RPCs do not', async () => {
@@ -76,10 +84,18 @@ test('encrypt, decrypt, sign, verify, MAC through the RPC; another tenant sees n
     algorithm: Alg.KEY_ALGORITHM_AES_256_GCM,
     usagePolicy: [{ principals: ['role:device'], operations: [Op.KEY_OPERATION_ENCRYPT, Op.KEY_OPERATION_DECRYPT] }],
   })
-  const enc = await D.encrypt(pb.EncryptRequest.fromPartial({ keyId: 'meter-data', plaintext: bytes('42 kWh'), associatedData: bytes('m1') }))
-  const dec = await D.decrypt(pb.DecryptRequest.fromPartial({ ciphertext: enc.ciphertext, associatedData: bytes('m1') }))
+  const enc = await D.encrypt(
+    pb.EncryptRequest.fromPartial({ keyId: 'meter-data', plaintext: bytes('42 kWh'), associatedData: bytes('m1') }),
+  )
+  const dec = await D.decrypt(
+    pb.DecryptRequest.fromPartial({ ciphertext: enc.ciphertext, associatedData: bytes('m1') }),
+  )
   assert.equal(dec.plaintext.toString(), '42 kWh')
-  await expectError(G.decrypt(pb.DecryptRequest.fromPartial({ ciphertext: enc.ciphertext, associatedData: bytes('m1') })), grpc.status.NOT_FOUND, 'ERR_KEY_NOT_FOUND')
+  await expectError(
+    G.decrypt(pb.DecryptRequest.fromPartial({ ciphertext: enc.ciphertext, associatedData: bytes('m1') })),
+    grpc.status.NOT_FOUND,
+    'ERR_KEY_NOT_FOUND',
+  )
   await expectError(G.getKey({ keyId: 'meter-data' }), grpc.status.NOT_FOUND, 'ERR_KEY_NOT_FOUND')
 
   for (const [id, alg, se] of [
@@ -93,23 +109,41 @@ test('encrypt, decrypt, sign, verify, MAC through the RPC; another tenant sees n
     const jwk = JSON.parse(key?.versions[0]?.publicJwk ?? '{}')
     const { createPublicKey, verify } = await import('node:crypto')
     const pub = createPublicKey({ key: jwk, format: 'jwk' })
-    const ok = alg === Alg.KEY_ALGORITHM_ED25519_SIGN
-      ? verify(null, bytes('open valve 7'), pub, sig.signature)
-      : verify('sha256', bytes('open valve 7'), { key: pub, dsaEncoding: 'ieee-p1363' }, sig.signature)
+    const ok =
+      alg === Alg.KEY_ALGORITHM_ED25519_SIGN
+        ? verify(null, bytes('open valve 7'), pub, sig.signature)
+        : verify('sha256', bytes('open valve 7'), { key: pub, dsaEncoding: 'ieee-p1363' }, sig.signature)
     assert.ok(ok, `${id}: signature verifies with node:crypto and the published JWK`)
-    assert.equal((await A.verify(pb.VerifyRequest.fromPartial({ keyId: id, message: bytes('open valve 8'), signature: sig.signature }))).valid, false)
+    assert.equal(
+      (
+        await A.verify(
+          pb.VerifyRequest.fromPartial({ keyId: id, message: bytes('open valve 8'), signature: sig.signature }),
+        )
+      ).valid,
+      false,
+    )
   }
 
   await createKey(A, { keyId: 'mac-hsm', algorithm: Alg.KEY_ALGORITHM_HMAC_SHA256 }, 'hsm')
   const m = await A.mac(pb.MacRequest.fromPartial({ keyId: 'mac-hsm', data: bytes('x') }))
-  assert.equal((await A.verifyMac(pb.VerifyMacRequest.fromPartial({ keyId: 'mac-hsm', data: bytes('x'), mac: m.mac }))).valid, true)
-  assert.equal((await A.verifyMac(pb.VerifyMacRequest.fromPartial({ keyId: 'mac-hsm', data: bytes('y'), mac: m.mac }))).valid, false)
+  assert.equal(
+    (await A.verifyMac(pb.VerifyMacRequest.fromPartial({ keyId: 'mac-hsm', data: bytes('x'), mac: m.mac }))).valid,
+    true,
+  )
+  assert.equal(
+    (await A.verifyMac(pb.VerifyMacRequest.fromPartial({ keyId: 'mac-hsm', data: bytes('y'), mac: m.mac }))).valid,
+    false,
+  )
 })
 
-const vectors = JSON.parse(readFileSync(new URL('../../../../libs/crypto/test/vectors/milenage.json', import.meta.url), 'utf8')) as {
+const vectors = JSON.parse(
+  readFileSync(new URL('../../../../libs/crypto/test/vectors/milenage.json', import.meta.url), 'utf8'),
+) as {
   test_sets: Array<Record<string, string>>
 }
-const gba = JSON.parse(readFileSync(new URL('../../../../libs/crypto/test/vectors/gba-kdf.json', import.meta.url), 'utf8')) as {
+const gba = JSON.parse(
+  readFileSync(new URL('../../../../libs/crypto/test/vectors/gba-kdf.json', import.meta.url), 'utf8'),
+) as {
   vectors: Array<{ inputs: Record<string, string>; ks?: string; naf_id_hex?: string; output?: string }>
 }
 
@@ -119,12 +153,14 @@ for (const se of ['software', 'hsm']) {
       if (v.opc === undefined || v.k === undefined) continue
       const keyId = `sub-${se}-${v.test_set}`
       await importMaterial(se, keyId, Alg.KEY_ALGORITHM_MILENAGE, Buffer.from(v.k + v.opc, 'hex'))
-      const out = await A.milenage(pb.MilenageRequest.fromPartial({
-        keyId,
-        rand: Buffer.from(v.rand ?? '', 'hex'),
-        sqn: Buffer.from(v.sqn ?? '', 'hex'),
-        amf: Buffer.from(v.amf ?? '', 'hex'),
-      }))
+      const out = await A.milenage(
+        pb.MilenageRequest.fromPartial({
+          keyId,
+          rand: Buffer.from(v.rand ?? '', 'hex'),
+          sqn: Buffer.from(v.sqn ?? '', 'hex'),
+          amf: Buffer.from(v.amf ?? '', 'hex'),
+        }),
+      )
       const set = `TS 35.208 set ${v.test_set}`
       assert.equal(out.macA.toString('hex'), v.f1, `${set} f1`)
       assert.equal(out.macS.toString('hex'), v.f1star, `${set} f1*`)
@@ -141,14 +177,24 @@ test('3GPP KDF (TS 33.220 Annex B) through DeriveKey matches the Ks_NAF vector',
   const v = gba.vectors.find((x) => x.output !== undefined && x.ks !== undefined)
   assert.ok(v?.ks && v.output && v.naf_id_hex)
   await importMaterial('software', 'ks-vector', Alg.KEY_ALGORITHM_HMAC_SHA256, Buffer.from(v.ks, 'hex'))
-  await A.deriveKey(pb.DeriveKeyRequest.fromPartial({
-    baseKeyId: 'ks-vector',
-    kdf: {
-      $case: 'kdf3gpp',
-      value: { fc: 1, params: [bytes('gba-me'), Buffer.from(v.inputs.rand ?? '', 'hex'), bytes(v.inputs.impi ?? ''), Buffer.from(v.naf_id_hex, 'hex')] },
-    },
-    keySpec: { keyId: 'ks-naf', algorithm: Alg.KEY_ALGORITHM_HMAC_SHA256 },
-  }))
+  await A.deriveKey(
+    pb.DeriveKeyRequest.fromPartial({
+      baseKeyId: 'ks-vector',
+      kdf: {
+        $case: 'kdf3gpp',
+        value: {
+          fc: 1,
+          params: [
+            bytes('gba-me'),
+            Buffer.from(v.inputs.rand ?? '', 'hex'),
+            bytes(v.inputs.impi ?? ''),
+            Buffer.from(v.naf_id_hex, 'hex'),
+          ],
+        },
+      },
+      keySpec: { keyId: 'ks-naf', algorithm: Alg.KEY_ALGORITHM_HMAC_SHA256 },
+    }),
+  )
   // The derived key never leaves the KMS: compare what it computes with the expected key's HMAC.
   const m = await A.mac(pb.MacRequest.fromPartial({ keyId: 'ks-naf', data: bytes('probe') }))
   assert.equal(m.mac.toString('hex'), createHmac('sha256', Buffer.from(v.output, 'hex')).update('probe').digest('hex'))
@@ -156,45 +202,145 @@ test('3GPP KDF (TS 33.220 Annex B) through DeriveKey matches the Ks_NAF vector',
 
 test('batch operations return per-item results and errors', async () => {
   await createKey(A, { keyId: 'batch', algorithm: Alg.KEY_ALGORITHM_AES_256_GCM })
-  const res = await A.batchEncrypt(pb.BatchEncryptRequest.fromPartial({
-    items: [
-      { keyId: 'batch', plaintext: bytes('a') },
-      { keyId: 'nope', plaintext: bytes('b') },
-      { keyId: 'batch', plaintext: Buffer.alloc(64 * 1024 + 1) },
-    ],
-  }))
+  const res = await A.batchEncrypt(
+    pb.BatchEncryptRequest.fromPartial({
+      items: [
+        { keyId: 'batch', plaintext: bytes('a') },
+        { keyId: 'nope', plaintext: bytes('b') },
+        { keyId: 'batch', plaintext: Buffer.alloc(64 * 1024 + 1) },
+      ],
+    }),
+  )
   assert.equal(res.results[0]?.outcome?.$case, 'result')
   const e1 = res.results[1]?.outcome
   assert.equal(e1?.$case, 'error')
   assert.equal(e1?.$case === 'error' ? e1.value.code : -1, grpc.status.NOT_FOUND)
   const e2 = res.results[2]?.outcome
   assert.equal(e2?.$case === 'error' ? e2.value.code : -1, grpc.status.INVALID_ARGUMENT)
-  await expectError(A.batchEncrypt(pb.BatchEncryptRequest.fromPartial({ items: [] })), grpc.status.INVALID_ARGUMENT, 'ERR_INVALID_ARGUMENT')
+  await expectError(
+    A.batchEncrypt(pb.BatchEncryptRequest.fromPartial({ items: [] })),
+    grpc.status.INVALID_ARGUMENT,
+    'ERR_INVALID_ARGUMENT',
+  )
   const many = Array.from({ length: 1001 }, () => ({ keyId: 'batch', plaintext: bytes('x') }))
-  await expectError(A.batchEncrypt(pb.BatchEncryptRequest.fromPartial({ items: many })), grpc.status.INVALID_ARGUMENT, 'ERR_PAYLOAD_TOO_LARGE')
+  await expectError(
+    A.batchEncrypt(pb.BatchEncryptRequest.fromPartial({ items: many })),
+    grpc.status.INVALID_ARGUMENT,
+    'ERR_PAYLOAD_TOO_LARGE',
+  )
 })
 
 test('bad input gets a typed error and changes nothing', async () => {
   const before = await A.listKeys(pb.ListKeysRequest.fromPartial({ pageSize: 1000 }))
   await createKey(A, { keyId: 'disabled-key', algorithm: Alg.KEY_ALGORITHM_AES_256_GCM })
-  await A.setKeyState(pb.SetKeyStateRequest.fromPartial({ keyId: 'disabled-key', state: pb.KeyState.KEY_STATE_DISABLED }))
+  await A.setKeyState(
+    pb.SetKeyStateRequest.fromPartial({ keyId: 'disabled-key', state: pb.KeyState.KEY_STATE_DISABLED }),
+  )
   const cases: Array<[string, () => Promise<unknown>, grpc.status, string]> = [
     ['no algorithm', () => createKey(A, { keyId: 'x1' }), grpc.status.INVALID_ARGUMENT, 'ERR_INVALID_ARGUMENT'],
-    ['unknown enum value', () => createKey(A, { keyId: 'x2', algorithm: 99 as pb.KeyAlgorithm }), grpc.status.INVALID_ARGUMENT, 'ERR_INVALID_ARGUMENT'],
-    ['bad key id', () => createKey(A, { keyId: '../etc', algorithm: Alg.KEY_ALGORITHM_AES_256_GCM }), grpc.status.INVALID_ARGUMENT, 'ERR_INVALID_ARGUMENT'],
-    ['missing key spec', () => A.createKey(pb.CreateKeyRequest.fromPartial({})), grpc.status.INVALID_ARGUMENT, 'ERR_INVALID_ARGUMENT'],
-    ['unknown SE', () => createKey(A, { keyId: 'x3', algorithm: Alg.KEY_ALGORITHM_AES_256_GCM }, 'cloud-9'), grpc.status.NOT_FOUND, 'ERR_SE_NOT_FOUND'],
-    ['not an admin', () => createKey(D, { keyId: 'x4', algorithm: Alg.KEY_ALGORITHM_AES_256_GCM }), grpc.status.PERMISSION_DENIED, 'ERR_PERMISSION_DENIED'],
-    ['disabled key', () => A.encrypt(pb.EncryptRequest.fromPartial({ keyId: 'disabled-key', plaintext: bytes('x') })), grpc.status.FAILED_PRECONDITION, 'ERR_KEY_DISABLED'],
-    ['oversized plaintext', () => A.encrypt(pb.EncryptRequest.fromPartial({ keyId: 'batch', plaintext: Buffer.alloc(65 * 1024) })), grpc.status.INVALID_ARGUMENT, 'ERR_PAYLOAD_TOO_LARGE'],
-    ['garbage ciphertext', () => A.decrypt(pb.DecryptRequest.fromPartial({ ciphertext: bytes('M2C1garbage') })), grpc.status.INVALID_ARGUMENT, 'ERR_CIPHERTEXT_INVALID'],
-    ['wrong key type', () => A.sign(pb.SignRequest.fromPartial({ keyId: 'batch', message: bytes('x') })), grpc.status.INVALID_ARGUMENT, 'ERR_KEY_TYPE_MISMATCH'],
-    ['export of a non-exportable key', () => A.wrapKey(pb.WrapKeyRequest.fromPartial({ keyId: 'batch', recipient: { $case: 'kmsKeyId', value: 'batch' } })), grpc.status.PERMISSION_DENIED, 'ERR_EXPORT_DENIED'],
-    ['malformed JWE import', () => A.importKey(pb.ImportKeyRequest.fromPartial({ wrappedKey: 'a.b.c.d.e', unwrappingKeyId: 'batch', keySpec: { keyId: 'x5', algorithm: Alg.KEY_ALGORITHM_AES_256_GCM } })), grpc.status.INVALID_ARGUMENT, 'ERR_INVALID_ARGUMENT'],
+    [
+      'unknown enum value',
+      () => createKey(A, { keyId: 'x2', algorithm: 99 as pb.KeyAlgorithm }),
+      grpc.status.INVALID_ARGUMENT,
+      'ERR_INVALID_ARGUMENT',
+    ],
+    [
+      'bad key id',
+      () => createKey(A, { keyId: '../etc', algorithm: Alg.KEY_ALGORITHM_AES_256_GCM }),
+      grpc.status.INVALID_ARGUMENT,
+      'ERR_INVALID_ARGUMENT',
+    ],
+    [
+      'missing key spec',
+      () => A.createKey(pb.CreateKeyRequest.fromPartial({})),
+      grpc.status.INVALID_ARGUMENT,
+      'ERR_INVALID_ARGUMENT',
+    ],
+    [
+      'unknown SE',
+      () => createKey(A, { keyId: 'x3', algorithm: Alg.KEY_ALGORITHM_AES_256_GCM }, 'cloud-9'),
+      grpc.status.NOT_FOUND,
+      'ERR_SE_NOT_FOUND',
+    ],
+    [
+      'not an admin',
+      () => createKey(D, { keyId: 'x4', algorithm: Alg.KEY_ALGORITHM_AES_256_GCM }),
+      grpc.status.PERMISSION_DENIED,
+      'ERR_PERMISSION_DENIED',
+    ],
+    [
+      'disabled key',
+      () => A.encrypt(pb.EncryptRequest.fromPartial({ keyId: 'disabled-key', plaintext: bytes('x') })),
+      grpc.status.FAILED_PRECONDITION,
+      'ERR_KEY_DISABLED',
+    ],
+    [
+      'oversized plaintext',
+      () => A.encrypt(pb.EncryptRequest.fromPartial({ keyId: 'batch', plaintext: Buffer.alloc(65 * 1024) })),
+      grpc.status.INVALID_ARGUMENT,
+      'ERR_PAYLOAD_TOO_LARGE',
+    ],
+    [
+      'garbage ciphertext',
+      () => A.decrypt(pb.DecryptRequest.fromPartial({ ciphertext: bytes('M2C1garbage') })),
+      grpc.status.INVALID_ARGUMENT,
+      'ERR_CIPHERTEXT_INVALID',
+    ],
+    [
+      'wrong key type',
+      () => A.sign(pb.SignRequest.fromPartial({ keyId: 'batch', message: bytes('x') })),
+      grpc.status.INVALID_ARGUMENT,
+      'ERR_KEY_TYPE_MISMATCH',
+    ],
+    [
+      'export of a non-exportable key',
+      () =>
+        A.wrapKey(pb.WrapKeyRequest.fromPartial({ keyId: 'batch', recipient: { $case: 'kmsKeyId', value: 'batch' } })),
+      grpc.status.PERMISSION_DENIED,
+      'ERR_EXPORT_DENIED',
+    ],
+    [
+      'malformed JWE import',
+      () =>
+        A.importKey(
+          pb.ImportKeyRequest.fromPartial({
+            wrappedKey: 'a.b.c.d.e',
+            unwrappingKeyId: 'batch',
+            keySpec: { keyId: 'x5', algorithm: Alg.KEY_ALGORITHM_AES_256_GCM },
+          }),
+        ),
+      grpc.status.INVALID_ARGUMENT,
+      'ERR_INVALID_ARGUMENT',
+    ],
     ['random too long', () => A.generateRandom({ length: 4096 }), grpc.status.INVALID_ARGUMENT, 'ERR_INVALID_ARGUMENT'],
-    ['milenage short RAND', () => A.milenage(pb.MilenageRequest.fromPartial({ keyId: 'sub-software-1', rand: Buffer.alloc(8), sqn: Buffer.alloc(6), amf: Buffer.alloc(2) })), grpc.status.INVALID_ARGUMENT, 'ERR_INVALID_ARGUMENT'],
-    ['destroy too soon', () => A.setKeyState(pb.SetKeyStateRequest.fromPartial({ keyId: 'batch', state: pb.KeyState.KEY_STATE_DESTRUCTION_SCHEDULED, destroyAfter: new Date() })), grpc.status.INVALID_ARGUMENT, 'ERR_INVALID_ARGUMENT'],
-    ['another owner\'s secret', () => D.getSecret({ name: 'wifi' }), grpc.status.NOT_FOUND, 'ERR_SECRET_NOT_FOUND'],
+    [
+      'milenage short RAND',
+      () =>
+        A.milenage(
+          pb.MilenageRequest.fromPartial({
+            keyId: 'sub-software-1',
+            rand: Buffer.alloc(8),
+            sqn: Buffer.alloc(6),
+            amf: Buffer.alloc(2),
+          }),
+        ),
+      grpc.status.INVALID_ARGUMENT,
+      'ERR_INVALID_ARGUMENT',
+    ],
+    [
+      'destroy too soon',
+      () =>
+        A.setKeyState(
+          pb.SetKeyStateRequest.fromPartial({
+            keyId: 'batch',
+            state: pb.KeyState.KEY_STATE_DESTRUCTION_SCHEDULED,
+            destroyAfter: new Date(),
+          }),
+        ),
+      grpc.status.INVALID_ARGUMENT,
+      'ERR_INVALID_ARGUMENT',
+    ],
+    ["another owner's secret", () => D.getSecret({ name: 'wifi' }), grpc.status.NOT_FOUND, 'ERR_SECRET_NOT_FOUND'],
   ]
   await A.putSecret(pb.PutSecretRequest.fromPartial({ name: 'wifi', value: bytes('pw') }))
   for (const [name, call, status, code] of cases) {

@@ -107,7 +107,9 @@ function sample(algorithm: KeyAlgorithm): Sample {
     case 'EC_P256_ECDH':
     case 'ED25519_SIGN': {
       const pair =
-        algorithm === 'ED25519_SIGN' ? generateKeyPairSync('ed25519') : generateKeyPairSync('ec', { namedCurve: 'P-256' })
+        algorithm === 'ED25519_SIGN'
+          ? generateKeyPairSync('ed25519')
+          : generateKeyPairSync('ec', { namedCurve: 'P-256' })
       const material = new Uint8Array(pair.privateKey.export({ format: 'der', type: 'pkcs8' }))
       const d = Buffer.from(pair.privateKey.export({ format: 'jwk' }).d ?? '', 'base64url')
       return { material, secretBytes: new Uint8Array(d), privateKey: pair.privateKey, publicKey: pair.publicKey }
@@ -123,7 +125,11 @@ function hmac(key: Uint8Array, data: Uint8Array): Uint8Array {
   return new Uint8Array(createHmac('sha256', key).update(data).digest())
 }
 
-function gcmDecrypt(key: Uint8Array, s: { iv: Uint8Array; ciphertext: Uint8Array; tag: Uint8Array }, aad: Uint8Array): Uint8Array {
+function gcmDecrypt(
+  key: Uint8Array,
+  s: { iv: Uint8Array; ciphertext: Uint8Array; tag: Uint8Array },
+  aad: Uint8Array,
+): Uint8Array {
   const d = createDecipheriv('aes-256-gcm', key, s.iv)
   d.setAAD(aad)
   d.setAuthTag(s.tag)
@@ -140,7 +146,9 @@ function gcmEncrypt(key: Uint8Array, plaintext: Uint8Array, aad: Uint8Array) {
 
 function nodeSignWith(algorithm: KeyAlgorithm, key: KeyObject, message: Uint8Array): Uint8Array {
   return new Uint8Array(
-    algorithm === 'EC_P256_SIGN' ? nodeSign('sha256', message, { key, dsaEncoding: 'ieee-p1363' }) : nodeSign(null, message, key),
+    algorithm === 'EC_P256_SIGN'
+      ? nodeSign('sha256', message, { key, dsaEncoding: 'ieee-p1363' })
+      : nodeSign(null, message, key),
   )
 }
 
@@ -153,7 +161,13 @@ function nodeVerifyWith(algorithm: KeyAlgorithm, key: KeyObject, message: Uint8A
 /** Every textual form a careless backend might leak raw bytes in. */
 function encodings(bytes: Uint8Array): string[] {
   const b = Buffer.from(bytes)
-  return [b.toString('hex'), b.toString('hex').toUpperCase(), b.toString('base64'), b.toString('base64url'), b.toString('latin1')]
+  return [
+    b.toString('hex'),
+    b.toString('hex').toUpperCase(),
+    b.toString('base64'),
+    b.toString('base64url'),
+    b.toString('latin1'),
+  ]
 }
 
 function assertNoMaterial(ref: string, secret: Uint8Array): void {
@@ -203,7 +217,12 @@ export function runSecureEnvironmentSuite(
     `conformance/${algorithm}/${exportable ? 'exportable' : 'fixed'}`
 
   async function importSample(algorithm: KeyAlgorithm, exportable = false, s: Sample = sample(algorithm)) {
-    const created = await se.importKey({ algorithm, label: label(algorithm, exportable), exportable, material: s.material })
+    const created = await se.importKey({
+      algorithm,
+      label: label(algorithm, exportable),
+      exportable,
+      material: s.material,
+    })
     return { ...s, created, key: { ref: created.ref, algorithm } satisfies SeKeyHandle }
   }
   async function generate(algorithm: KeyAlgorithm, exportable = false) {
@@ -235,7 +254,8 @@ export function runSecureEnvironmentSuite(
       for (const a of se.capabilities.algorithms) assert.ok((KEY_ALGORITHMS as readonly string[]).includes(a))
       const known = ['generate', 'import', 'destroy', 'encrypt', 'decrypt', 'sign', 'verify', 'mac']
       const optional = ['derive-hkdf', 'derive-3gpp-kdf', 'wrap', 'unwrap', 'milenage']
-      for (const op of se.capabilities.operations) assert.ok([...known, ...optional].includes(op), `unknown operation ${op}`)
+      for (const op of se.capabilities.operations)
+        assert.ok([...known, ...optional].includes(op), `unknown operation ${op}`)
       // Optional operations are published only by SEs that implement the capability interface.
       const ops = se.capabilities.operations
       if (ops.includes('derive-hkdf') || ops.includes('derive-3gpp-kdf')) assert.ok(isKeyDeriver(se))
@@ -247,7 +267,9 @@ export function runSecureEnvironmentSuite(
       for (const algorithm of KEY_ALGORITHMS) {
         it(`${algorithm}: generateKey`, async () => {
           if (!supports(algorithm, 'generate') || algorithm === 'MILENAGE') {
-            await assert.rejects(se.generateKey({ algorithm, label: label(algorithm) }), { code: 'ERR_SE_NOT_SUPPORTED' })
+            await assert.rejects(se.generateKey({ algorithm, label: label(algorithm) }), {
+              code: 'ERR_SE_NOT_SUPPORTED',
+            })
             return
           }
           const { created } = await generate(algorithm)
@@ -294,14 +316,19 @@ export function runSecureEnvironmentSuite(
                 // A valid PKCS#8 key of another curve or algorithm.
                 sample(algorithm === 'ED25519_SIGN' ? 'EC_P256_SIGN' : 'ED25519_SIGN').material,
                 new Uint8Array(
-                  generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey.export({ format: 'der', type: 'pkcs8' }),
+                  generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey.export({
+                    format: 'der',
+                    type: 'pkcs8',
+                  }),
                 ),
               ]
             : algorithm === 'HMAC_SHA256'
               ? [new Uint8Array(31), new Uint8Array(65)]
               : [new Uint8Array(16), new Uint8Array(31), new Uint8Array(33)]
           for (const material of bad) {
-            await assert.rejects(se.importKey({ algorithm, label: label(algorithm), material }), { code: 'ERR_INVALID_ARGUMENT' })
+            await assert.rejects(se.importKey({ algorithm, label: label(algorithm), material }), {
+              code: 'ERR_INVALID_ARGUMENT',
+            })
           }
         })
       }
@@ -375,8 +402,12 @@ export function runSecureEnvironmentSuite(
         if (!supports('AES_256_GCM', 'encrypt')) return
         const { key } = await generate('AES_256_GCM')
         const sealed = await se.encrypt(key, enc('x'), aad)
-        await assert.rejects(se.decrypt(key, { ...sealed, iv: new Uint8Array(16) }, aad), { code: 'ERR_INVALID_ARGUMENT' })
-        await assert.rejects(se.decrypt(key, { ...sealed, tag: new Uint8Array(12) }, aad), { code: 'ERR_INVALID_ARGUMENT' })
+        await assert.rejects(se.decrypt(key, { ...sealed, iv: new Uint8Array(16) }, aad), {
+          code: 'ERR_INVALID_ARGUMENT',
+        })
+        await assert.rejects(se.decrypt(key, { ...sealed, tag: new Uint8Array(12) }, aad), {
+          code: 'ERR_INVALID_ARGUMENT',
+        })
       })
     })
 
@@ -385,7 +416,11 @@ export function runSecureEnvironmentSuite(
         it(`${algorithm}: generated key signs; node:crypto verifies with the returned public key`, async () => {
           if (!supports(algorithm, 'sign')) return
           const { key, created } = await generate(algorithm)
-          const publicKey = createPublicKey({ key: Buffer.from(created.publicKey as Uint8Array), format: 'der', type: 'spki' })
+          const publicKey = createPublicKey({
+            key: Buffer.from(created.publicKey as Uint8Array),
+            format: 'der',
+            type: 'spki',
+          })
           const message = enc('oneM2M request primitive')
           const signature = await se.sign(key, message)
           if (algorithm === 'EC_P256_SIGN') assert.equal(signature.length, 64, 'IEEE P1363 r||s')
@@ -455,7 +490,11 @@ export function runSecureEnvironmentSuite(
         if (!supports('HMAC_SHA256', 'derive-hkdf') || !isKeyDeriver(se)) {
           if (base !== undefined && isKeyDeriver(se)) {
             await assert.rejects(
-              se.deriveKey(base.key, { kdf: 'HKDF_SHA256', salt: new Uint8Array(0), info: new Uint8Array(0) }, { algorithm: 'HMAC_SHA256', label: 'x' }),
+              se.deriveKey(
+                base.key,
+                { kdf: 'HKDF_SHA256', salt: new Uint8Array(0), info: new Uint8Array(0) },
+                { algorithm: 'HMAC_SHA256', label: 'x' },
+              ),
               { code: 'ERR_SE_NOT_SUPPORTED' },
             )
           }
@@ -466,12 +505,24 @@ export function runSecureEnvironmentSuite(
           const salt = hexToBytes(c.salt)
           const info = hexToBytes(c.info)
           const expected = hkdfSha256(base.material, salt, info, 32)
-          const asHmac = await se.deriveKey(base.key, { kdf: 'HKDF_SHA256', salt, info }, { algorithm: 'HMAC_SHA256', label: 'derived' })
+          const asHmac = await se.deriveKey(
+            base.key,
+            { kdf: 'HKDF_SHA256', salt, info },
+            { algorithm: 'HMAC_SHA256', label: 'derived' },
+          )
           assertNoMaterial(asHmac.ref, expected)
           const data = enc(c.name)
-          assert.deepEqual(await se.mac({ ref: asHmac.ref, algorithm: 'HMAC_SHA256' }, data), hmac(expected, data), c.name)
+          assert.deepEqual(
+            await se.mac({ ref: asHmac.ref, algorithm: 'HMAC_SHA256' }, data),
+            hmac(expected, data),
+            c.name,
+          )
           if (supports('AES_256_GCM', 'encrypt')) {
-            const asAes = await se.deriveKey(base.key, { kdf: 'HKDF_SHA256', salt, info }, { algorithm: 'AES_256_GCM', label: 'derived' })
+            const asAes = await se.deriveKey(
+              base.key,
+              { kdf: 'HKDF_SHA256', salt, info },
+              { algorithm: 'AES_256_GCM', label: 'derived' },
+            )
             const sealed = await se.encrypt({ ref: asAes.ref, algorithm: 'AES_256_GCM' }, data, salt)
             assert.deepEqual(gcmDecrypt(expected, sealed, salt), data, c.name)
           }
@@ -506,17 +557,25 @@ export function runSecureEnvironmentSuite(
         const base = await anyKey('HMAC_SHA256')
         if (has('AES_256_GCM')) {
           const aes = await anyKey('AES_256_GCM')
-          await assert.rejects(se.deriveKey(aes, params, { algorithm: 'HMAC_SHA256', label: 'x' }), { code: 'ERR_KEY_TYPE_MISMATCH' })
+          await assert.rejects(se.deriveKey(aes, params, { algorithm: 'HMAC_SHA256', label: 'x' }), {
+            code: 'ERR_KEY_TYPE_MISMATCH',
+          })
         }
         if (has('EC_P256_SIGN')) {
           const ec = await anyKey('EC_P256_SIGN')
-          await assert.rejects(se.deriveKey(ec, params, { algorithm: 'HMAC_SHA256', label: 'x' }), { code: 'ERR_KEY_TYPE_MISMATCH' })
+          await assert.rejects(se.deriveKey(ec, params, { algorithm: 'HMAC_SHA256', label: 'x' }), {
+            code: 'ERR_KEY_TYPE_MISMATCH',
+          })
         }
         await assert.rejects(se.deriveKey(base, params, { algorithm: 'HMAC_SHA256', label: 'x', exportable: true }), {
           code: 'ERR_EXPORT_DENIED',
         })
-        await assert.rejects(se.deriveKey(base, params, { algorithm: 'EC_P256_SIGN', label: 'x' }), { code: 'ERR_SE_NOT_SUPPORTED' })
-        await assert.rejects(se.deriveKey(base, params, { algorithm: 'MILENAGE', label: 'x' }), { code: 'ERR_SE_NOT_SUPPORTED' })
+        await assert.rejects(se.deriveKey(base, params, { algorithm: 'EC_P256_SIGN', label: 'x' }), {
+          code: 'ERR_SE_NOT_SUPPORTED',
+        })
+        await assert.rejects(se.deriveKey(base, params, { algorithm: 'MILENAGE', label: 'x' }), {
+          code: 'ERR_SE_NOT_SUPPORTED',
+        })
       })
     })
 
@@ -540,7 +599,11 @@ export function runSecureEnvironmentSuite(
           const { key, created } = await importSample('MILENAGE', false, { material, secretBytes: material })
           assertNoMaterial(created.ref, hexToBytes(v.k))
           assertNoMaterial(created.ref, hexToBytes(v.opc))
-          const out = await se.milenage(key, { rand: hexToBytes(v.rand), sqn: hexToBytes(v.sqn), amf: hexToBytes(v.amf) })
+          const out = await se.milenage(key, {
+            rand: hexToBytes(v.rand),
+            sqn: hexToBytes(v.sqn),
+            amf: hexToBytes(v.amf),
+          })
           const title = `test set ${v.test_set}`
           assert.deepEqual(out.macA, hexToBytes(v.f1), `${title} f1`)
           assert.deepEqual(out.macS, hexToBytes(v.f1star), `${title} f1*`)
@@ -556,7 +619,11 @@ export function runSecureEnvironmentSuite(
         if (!supports('MILENAGE', 'milenage') || !isMilenageCapable(se)) return
         const { key } = await importSample('MILENAGE')
         const good = { rand: new Uint8Array(16), sqn: new Uint8Array(6), amf: new Uint8Array(2) }
-        for (const bad of [{ ...good, rand: new Uint8Array(15) }, { ...good, sqn: new Uint8Array(8) }, { ...good, amf: new Uint8Array(0) }]) {
+        for (const bad of [
+          { ...good, rand: new Uint8Array(15) },
+          { ...good, sqn: new Uint8Array(8) },
+          { ...good, amf: new Uint8Array(0) },
+        ]) {
           await assert.rejects(se.milenage(key, bad), { code: 'ERR_INVALID_ARGUMENT' })
         }
       })
@@ -564,8 +631,10 @@ export function runSecureEnvironmentSuite(
 
     describe('wrapKey / unwrapKey', () => {
       let kek: Awaited<ReturnType<typeof importSample>> | undefined
-      const canWrap = (): boolean => isKeyWrapper(se) && supports('AES_256_GCM', 'wrap') && supports('AES_256_GCM', 'import')
-      const canUnwrap = (): boolean => isKeyWrapper(se) && supports('AES_256_GCM', 'unwrap') && supports('AES_256_GCM', 'import')
+      const canWrap = (): boolean =>
+        isKeyWrapper(se) && supports('AES_256_GCM', 'wrap') && supports('AES_256_GCM', 'import')
+      const canUnwrap = (): boolean =>
+        isKeyWrapper(se) && supports('AES_256_GCM', 'unwrap') && supports('AES_256_GCM', 'import')
       before(async () => {
         if (supports('AES_256_GCM', 'import')) kek = await importSample('AES_256_GCM')
       })
@@ -619,7 +688,9 @@ export function runSecureEnvironmentSuite(
         for (const algorithm of se.capabilities.algorithms) {
           if (!supports(algorithm, 'import')) continue
           const { key } = await importSample(algorithm, false)
-          await assert.rejects(se.wrapKey(key, { kind: 'kms-key', key: kek.key, kid: 'k' }), { code: 'ERR_EXPORT_DENIED' })
+          await assert.rejects(se.wrapKey(key, { kind: 'kms-key', key: kek.key, kid: 'k' }), {
+            code: 'ERR_EXPORT_DENIED',
+          })
         }
       })
 
@@ -628,10 +699,14 @@ export function runSecureEnvironmentSuite(
         const { key } = await importSample('AES_256_GCM', true)
         if (has('HMAC_SHA256')) {
           const hmacKey = await anyKey('HMAC_SHA256')
-          await assert.rejects(se.wrapKey(key, { kind: 'kms-key', key: hmacKey, kid: 'k' }), { code: 'ERR_KEY_TYPE_MISMATCH' })
+          await assert.rejects(se.wrapKey(key, { kind: 'kms-key', key: hmacKey, kid: 'k' }), {
+            code: 'ERR_KEY_TYPE_MISMATCH',
+          })
         }
         const ed = generateKeyPairSync('ed25519').publicKey.export({ format: 'jwk' }) as Record<string, string>
-        const ecPrivate = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' }) as Record<string, string>
+        const ecPrivate = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({
+          format: 'jwk',
+        }) as Record<string, string>
         for (const jwk of [ed, ecPrivate, { kty: 'EC', crv: 'P-256', x: 'AAAA', y: 'AAAA' }, {}]) {
           await assert.rejects(se.wrapKey(key, { kind: 'public-jwk', jwk, kid: 'k' }), { code: 'ERR_INVALID_ARGUMENT' })
         }
@@ -640,15 +715,22 @@ export function runSecureEnvironmentSuite(
       it('unwrapKey imports a jose-made A256KW JWE (HMAC and EC keys)', async () => {
         if (!canUnwrap() || !isKeyWrapper(se) || kek === undefined) return
         const secret = new Uint8Array(randomBytes(32))
-        const jwe = await new CompactEncrypt(secret).setProtectedHeader({ alg: 'A256KW', enc: 'A256GCM' }).encrypt(kek.material)
+        const jwe = await new CompactEncrypt(secret)
+          .setProtectedHeader({ alg: 'A256KW', enc: 'A256GCM' })
+          .encrypt(kek.material)
         if (supports('HMAC_SHA256', 'import')) {
           const created = await se.unwrapKey(jwe, kek.key, { algorithm: 'HMAC_SHA256', label: 'unwrapped' })
           assertNoMaterial(created.ref, secret)
-          assert.deepEqual(await se.mac({ ref: created.ref, algorithm: 'HMAC_SHA256' }, enc('m')), hmac(secret, enc('m')))
+          assert.deepEqual(
+            await se.mac({ ref: created.ref, algorithm: 'HMAC_SHA256' }, enc('m')),
+            hmac(secret, enc('m')),
+          )
         }
         if (supports('EC_P256_SIGN', 'import')) {
           const s = sample('EC_P256_SIGN')
-          const jweEc = await new CompactEncrypt(s.material).setProtectedHeader({ alg: 'A256KW', enc: 'A256GCM' }).encrypt(kek.material)
+          const jweEc = await new CompactEncrypt(s.material)
+            .setProtectedHeader({ alg: 'A256KW', enc: 'A256GCM' })
+            .encrypt(kek.material)
           const created = await se.unwrapKey(jweEc, kek.key, { algorithm: 'EC_P256_SIGN', label: 'unwrapped' })
           assert.deepEqual(created.publicKey, spki(s.publicKey as KeyObject))
           const signature = await se.sign({ ref: created.ref, algorithm: 'EC_P256_SIGN' }, enc('m'))
@@ -657,9 +739,21 @@ export function runSecureEnvironmentSuite(
       })
 
       it('unwrapKey with an EC_P256_ECDH key opens ECDH-ES+A256KW', async () => {
-        if (!isKeyWrapper(se) || !supports('EC_P256_ECDH', 'unwrap') || !has('EC_P256_ECDH') || !supports('AES_256_GCM', 'import')) return
-        const ecdh = supports('EC_P256_ECDH', 'generate') ? await generate('EC_P256_ECDH') : await importSample('EC_P256_ECDH')
-        const recipient = createPublicKey({ key: Buffer.from(ecdh.created.publicKey as Uint8Array), format: 'der', type: 'spki' })
+        if (
+          !isKeyWrapper(se) ||
+          !supports('EC_P256_ECDH', 'unwrap') ||
+          !has('EC_P256_ECDH') ||
+          !supports('AES_256_GCM', 'import')
+        )
+          return
+        const ecdh = supports('EC_P256_ECDH', 'generate')
+          ? await generate('EC_P256_ECDH')
+          : await importSample('EC_P256_ECDH')
+        const recipient = createPublicKey({
+          key: Buffer.from(ecdh.created.publicKey as Uint8Array),
+          format: 'der',
+          type: 'spki',
+        })
         const secret = new Uint8Array(randomBytes(32))
         const jwe = await new CompactEncrypt(secret)
           .setProtectedHeader({ alg: 'ECDH-ES+A256KW', enc: 'A256GCM', kid: 'kms' })
@@ -675,14 +769,17 @@ export function runSecureEnvironmentSuite(
       })
 
       it('wrap then unwrap round trip inside the SE', async () => {
-        if (!canWrap() || !canUnwrap() || !isKeyWrapper(se) || kek === undefined || !supports('HMAC_SHA256', 'import')) return
+        if (!canWrap() || !canUnwrap() || !isKeyWrapper(se) || kek === undefined || !supports('HMAC_SHA256', 'import'))
+          return
         const original = await importSample('HMAC_SHA256', true)
         const jwe = await se.wrapKey(original.key, { kind: 'kms-key', key: kek.key, kid: 'kek' })
         const copy = await se.unwrapKey(jwe, kek.key, { algorithm: 'HMAC_SHA256', label: 'copy' })
         const copyKey = { ref: copy.ref, algorithm: 'HMAC_SHA256' as const }
         assert.deepEqual(await se.mac(copyKey, enc('m')), await se.mac(original.key, enc('m')))
         // The copy is non-exportable unless asked for.
-        await assert.rejects(se.wrapKey(copyKey, { kind: 'kms-key', key: kek.key, kid: 'kek' }), { code: 'ERR_EXPORT_DENIED' })
+        await assert.rejects(se.wrapKey(copyKey, { kind: 'kms-key', key: kek.key, kid: 'kek' }), {
+          code: 'ERR_EXPORT_DENIED',
+        })
       })
 
       it('unwrap checks: tampering, a wrong key, a wrong key type, malformed JWEs', async () => {
@@ -700,9 +797,13 @@ export function runSecureEnvironmentSuite(
         const otherKek = await importSample('AES_256_GCM')
         await assert.rejects(se.unwrapKey(jwe, otherKek.key, target), { code: 'ERR_CIPHERTEXT_INVALID' })
         if (has('HMAC_SHA256')) {
-          await assert.rejects(se.unwrapKey(jwe, await anyKey('HMAC_SHA256'), target), { code: 'ERR_KEY_TYPE_MISMATCH' })
+          await assert.rejects(se.unwrapKey(jwe, await anyKey('HMAC_SHA256'), target), {
+            code: 'ERR_KEY_TYPE_MISMATCH',
+          })
         }
-        const dir = await new CompactEncrypt(new Uint8Array(32)).setProtectedHeader({ alg: 'dir', enc: 'A256GCM' }).encrypt(kek.material)
+        const dir = await new CompactEncrypt(new Uint8Array(32))
+          .setProtectedHeader({ alg: 'dir', enc: 'A256GCM' })
+          .encrypt(kek.material)
         const a128 = await new CompactEncrypt(new Uint8Array(32))
           .setProtectedHeader({ alg: 'A256KW', enc: 'A128GCM' })
           .encrypt(kek.material)
@@ -710,23 +811,46 @@ export function runSecureEnvironmentSuite(
           await assert.rejects(se.unwrapKey(bad, kek.key, target), { code: 'ERR_INVALID_ARGUMENT' })
         }
         // The plaintext must fit the target algorithm.
-        await assert.rejects(se.unwrapKey(jwe, kek.key, { algorithm: 'EC_P256_SIGN', label: 'x' }), { code: 'ERR_INVALID_ARGUMENT' })
+        await assert.rejects(se.unwrapKey(jwe, kek.key, { algorithm: 'EC_P256_SIGN', label: 'x' }), {
+          code: 'ERR_INVALID_ARGUMENT',
+        })
       })
     })
 
     describe('key type and ref checks', () => {
       it('an operation on a key of the wrong algorithm is ERR_KEY_TYPE_MISMATCH', async () => {
         const keys = new Map<KeyAlgorithm, SeKeyHandle>()
-        for (const algorithm of se.capabilities.algorithms) if (has(algorithm)) keys.set(algorithm, await anyKey(algorithm))
+        for (const algorithm of se.capabilities.algorithms)
+          if (has(algorithm)) keys.set(algorithm, await anyKey(algorithm))
         const zero = { rand: new Uint8Array(16), sqn: new Uint8Array(6), amf: new Uint8Array(2) }
         const sealed = { iv: new Uint8Array(12), ciphertext: new Uint8Array(4), tag: new Uint8Array(16) }
         for (const [algorithm, key] of keys) {
           const cases: Array<[string, boolean, () => Promise<unknown>]> = [
-            ['encrypt', algorithm !== 'AES_256_GCM' && se.capabilities.operations.includes('encrypt'), () => se.encrypt(key, enc('x'), enc(''))],
-            ['decrypt', algorithm !== 'AES_256_GCM' && se.capabilities.operations.includes('decrypt'), () => se.decrypt(key, sealed, enc(''))],
-            ['sign', !SIGNING.includes(algorithm) && se.capabilities.operations.includes('sign'), () => se.sign(key, enc('x'))],
-            ['verify', !SIGNING.includes(algorithm) && se.capabilities.operations.includes('verify'), () => se.verify(key, enc('x'), new Uint8Array(64))],
-            ['mac', algorithm !== 'HMAC_SHA256' && se.capabilities.operations.includes('mac'), () => se.mac(key, enc('x'))],
+            [
+              'encrypt',
+              algorithm !== 'AES_256_GCM' && se.capabilities.operations.includes('encrypt'),
+              () => se.encrypt(key, enc('x'), enc('')),
+            ],
+            [
+              'decrypt',
+              algorithm !== 'AES_256_GCM' && se.capabilities.operations.includes('decrypt'),
+              () => se.decrypt(key, sealed, enc('')),
+            ],
+            [
+              'sign',
+              !SIGNING.includes(algorithm) && se.capabilities.operations.includes('sign'),
+              () => se.sign(key, enc('x')),
+            ],
+            [
+              'verify',
+              !SIGNING.includes(algorithm) && se.capabilities.operations.includes('verify'),
+              () => se.verify(key, enc('x'), new Uint8Array(64)),
+            ],
+            [
+              'mac',
+              algorithm !== 'HMAC_SHA256' && se.capabilities.operations.includes('mac'),
+              () => se.mac(key, enc('x')),
+            ],
             [
               'milenage',
               algorithm !== 'MILENAGE' && se.capabilities.operations.includes('milenage') && isMilenageCapable(se),
@@ -744,7 +868,9 @@ export function runSecureEnvironmentSuite(
         if (!has('AES_256_GCM') || !has('HMAC_SHA256') || !supports('HMAC_SHA256', 'mac')) return
         const aes = await anyKey('AES_256_GCM')
         const hmacKey = await anyKey('HMAC_SHA256')
-        await assert.rejects(se.mac({ ref: aes.ref, algorithm: 'HMAC_SHA256' }, enc('x')), { code: 'ERR_KEY_TYPE_MISMATCH' })
+        await assert.rejects(se.mac({ ref: aes.ref, algorithm: 'HMAC_SHA256' }, enc('x')), {
+          code: 'ERR_KEY_TYPE_MISMATCH',
+        })
         if (supports('AES_256_GCM', 'encrypt')) {
           await assert.rejects(se.encrypt({ ref: hmacKey.ref, algorithm: 'AES_256_GCM' }, enc('x'), enc('')), {
             code: 'ERR_KEY_TYPE_MISMATCH',
@@ -752,7 +878,9 @@ export function runSecureEnvironmentSuite(
         }
         if (has('EC_P256_SIGN') && has('EC_P256_ECDH')) {
           const ecdh = await anyKey('EC_P256_ECDH')
-          await assert.rejects(se.sign({ ref: ecdh.ref, algorithm: 'EC_P256_SIGN' }, enc('x')), { code: 'ERR_KEY_TYPE_MISMATCH' })
+          await assert.rejects(se.sign({ ref: ecdh.ref, algorithm: 'EC_P256_SIGN' }, enc('x')), {
+            code: 'ERR_KEY_TYPE_MISMATCH',
+          })
         }
       })
 
@@ -762,7 +890,11 @@ export function runSecureEnvironmentSuite(
         const key = await anyKey(algorithm)
         const truncated = key.ref.slice(0, Math.max(1, key.ref.length - 5))
         for (const ref of ['', 'garbage', `${key.ref}x`, truncated, 'x'.repeat(10_000)]) {
-          await assert.rejects(useKey(se, { ref, algorithm }), { code: 'ERR_INVALID_ARGUMENT' }, `ref ${ref.slice(0, 20)}`)
+          await assert.rejects(
+            useKey(se, { ref, algorithm }),
+            { code: 'ERR_INVALID_ARGUMENT' },
+            `ref ${ref.slice(0, 20)}`,
+          )
         }
       })
 
@@ -771,26 +903,38 @@ export function runSecureEnvironmentSuite(
         const missing = (op: SeOperation): boolean => !ops.includes(op)
         const first = se.capabilities.algorithms[0] as KeyAlgorithm
         const anyHandle: SeKeyHandle = { ref: 'unused', algorithm: first }
-        if (missing('generate')) await assert.rejects(se.generateKey({ algorithm: first, label: 'x' }), { code: 'ERR_SE_NOT_SUPPORTED' })
+        if (missing('generate'))
+          await assert.rejects(se.generateKey({ algorithm: first, label: 'x' }), { code: 'ERR_SE_NOT_SUPPORTED' })
         if (missing('import')) {
-          await assert.rejects(se.importKey({ algorithm: first, label: 'x', material: sample(first).material }), { code: 'ERR_SE_NOT_SUPPORTED' })
+          await assert.rejects(se.importKey({ algorithm: first, label: 'x', material: sample(first).material }), {
+            code: 'ERR_SE_NOT_SUPPORTED',
+          })
         }
         if (isKeyDeriver(se) && has('HMAC_SHA256')) {
           const base = await anyKey('HMAC_SHA256')
           if (missing('derive-hkdf')) {
             await assert.rejects(
-              se.deriveKey(base, { kdf: 'HKDF_SHA256', salt: new Uint8Array(0), info: new Uint8Array(0) }, { algorithm: 'HMAC_SHA256', label: 'x' }),
+              se.deriveKey(
+                base,
+                { kdf: 'HKDF_SHA256', salt: new Uint8Array(0), info: new Uint8Array(0) },
+                { algorithm: 'HMAC_SHA256', label: 'x' },
+              ),
               { code: 'ERR_SE_NOT_SUPPORTED' },
             )
           }
           if (missing('derive-3gpp-kdf')) {
-            await assert.rejects(se.deriveKey(base, { kdf: 'KDF_3GPP', s: enc('s') }, { algorithm: 'HMAC_SHA256', label: 'x' }), {
-              code: 'ERR_SE_NOT_SUPPORTED',
-            })
+            await assert.rejects(
+              se.deriveKey(base, { kdf: 'KDF_3GPP', s: enc('s') }, { algorithm: 'HMAC_SHA256', label: 'x' }),
+              {
+                code: 'ERR_SE_NOT_SUPPORTED',
+              },
+            )
           }
         }
         if (isKeyWrapper(se) && missing('unwrap')) {
-          await assert.rejects(se.unwrapKey('a.b.c.d.e', anyHandle, { algorithm: first, label: 'x' }), { code: 'ERR_SE_NOT_SUPPORTED' })
+          await assert.rejects(se.unwrapKey('a.b.c.d.e', anyHandle, { algorithm: first, label: 'x' }), {
+            code: 'ERR_SE_NOT_SUPPORTED',
+          })
         }
         if (!isMilenageCapable(se)) assert.ok(missing('milenage'))
       })
@@ -813,14 +957,25 @@ export function runSecureEnvironmentSuite(
         const algorithm = SIGNING.find((a) => supports(a, 'sign') && supports(a, 'generate'))
         if (algorithm === undefined) return
         const { key, created } = await generate(algorithm)
-        const publicKey = createPublicKey({ key: Buffer.from(created.publicKey as Uint8Array), format: 'der', type: 'spki' })
+        const publicKey = createPublicKey({
+          key: Buffer.from(created.publicKey as Uint8Array),
+          format: 'der',
+          type: 'spki',
+        })
         const messages = Array.from({ length: 100 }, (_, i) => enc(`message ${i}`))
         const signatures = await Promise.all(messages.map((m) => se.sign(key, m)))
-        signatures.forEach((signature, i) => assert.ok(nodeVerifyWith(algorithm, publicKey, messages[i] as Uint8Array, signature)))
+        signatures.forEach((signature, i) =>
+          assert.ok(nodeVerifyWith(algorithm, publicKey, messages[i] as Uint8Array, signature)),
+        )
       })
 
       it('100 parallel mixed operations on several keys give correct results', async () => {
-        if (!supports('AES_256_GCM', 'encrypt') || !supports('HMAC_SHA256', 'import') || !supports('HMAC_SHA256', 'mac')) return
+        if (
+          !supports('AES_256_GCM', 'encrypt') ||
+          !supports('HMAC_SHA256', 'import') ||
+          !supports('HMAC_SHA256', 'mac')
+        )
+          return
         const aes = await anyKey('AES_256_GCM')
         const h = await importSample('HMAC_SHA256')
         const work = Array.from({ length: 100 }, async (_, i) => {
@@ -854,7 +1009,8 @@ export function runSecureEnvironmentSuite(
         const algorithm = closed.capabilities.algorithms[0] as KeyAlgorithm
         await assert.rejects(closed.generateKey({ algorithm, label: 'x' }), { code: 'ERR_SE_UNAVAILABLE' })
         const usable = USABLE.find((a) => closed.capabilities.algorithms.includes(a))
-        if (usable !== undefined) await assert.rejects(useKey(closed, { ref: 'x', algorithm: usable }), { code: 'ERR_SE_UNAVAILABLE' })
+        if (usable !== undefined)
+          await assert.rejects(useKey(closed, { ref: 'x', algorithm: usable }), { code: 'ERR_SE_UNAVAILABLE' })
       })
     })
   })

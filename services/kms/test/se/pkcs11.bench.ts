@@ -90,7 +90,12 @@ function rawSession(modulePath: string, label: string, pin: string) {
 
 async function main(): Promise<void> {
   const token = await startSoftHsm({ label: 'm2msec-bench' })
-  const se1 = await create('bench-1', { modulePath: token.modulePath, tokenLabel: token.tokenLabel, pin: token.pin, protectionLevel: 1 })
+  const se1 = await create('bench-1', {
+    modulePath: token.modulePath,
+    tokenLabel: token.tokenLabel,
+    pin: token.pin,
+    protectionLevel: 1,
+  })
   const se2 = await create('bench-2', {
     modulePath: token.modulePath,
     tokenLabel: token.tokenLabel,
@@ -117,7 +122,11 @@ async function main(): Promise<void> {
   const sign = await se1.generateKey({ algorithm: 'EC_P256_SIGN', label: 'bench/ec' })
   const aes = await se1.importKey({ algorithm: 'AES_256_GCM', label: 'bench/aes', material: aesKey })
   const hmac = await se1.importKey({ algorithm: 'HMAC_SHA256', label: 'bench/hmac', material: hmacKey })
-  const mil = await se1.importKey({ algorithm: 'MILENAGE', label: 'bench/milenage', material: new Uint8Array([...k, ...opc]) })
+  const mil = await se1.importKey({
+    algorithm: 'MILENAGE',
+    label: 'bench/milenage',
+    material: new Uint8Array([...k, ...opc]),
+  })
   const h = {
     sign: { ref: sign.ref, algorithm: 'EC_P256_SIGN' as const },
     aes: { ref: aes.ref, algorithm: 'AES_256_GCM' as const },
@@ -136,7 +145,13 @@ async function main(): Promise<void> {
       return p11.C_Sign(session, createHash('sha256').update(message).digest(), Buffer.alloc(64))
     },
     'AES-256-GCM encrypt 1 KiB': () => {
-      const parameter: pkcs11js.AesGCM = { type: P.CK_PARAMS_AES_GCM, iv: randomBytes(12), aad: Buffer.from(aad), ivBits: 96, tagBits: 128 }
+      const parameter: pkcs11js.AesGCM = {
+        type: P.CK_PARAMS_AES_GCM,
+        iv: randomBytes(12),
+        aad: Buffer.from(aad),
+        ivBits: 96,
+        tagBits: 128,
+      }
       p11.C_EncryptInit(session, { mechanism: P.CKM_AES_GCM, parameter }, rawAes)
       return p11.C_Encrypt(session, Buffer.from(kilobyte), Buffer.alloc(1024 + 16))
     },
@@ -161,17 +176,26 @@ async function main(): Promise<void> {
     'Milenage f1-f5* (set)': () => (isMilenageCapable(se) ? se.milenage(h.mil, mIn) : Promise.resolve()),
   })
 
-  const rows: string[] = [`ops/s, median of ${RUNS} runs of ${RUN_MS} ms; load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`]
-  rows.push('| Operation | raw pkcs11js, main thread | SE 1 worker, 1 in flight | SE 1 worker, 32 in flight | SE 2 workers, 32 in flight | SE/raw (1 worker, 32) |')
+  const rows: string[] = [
+    `ops/s, median of ${RUNS} runs of ${RUN_MS} ms; load average ${loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')}`,
+  ]
+  rows.push(
+    '| Operation | raw pkcs11js, main thread | SE 1 worker, 1 in flight | SE 1 worker, 32 in flight | SE 2 workers, 32 in flight | SE/raw (1 worker, 32) |',
+  )
   rows.push('|---|---|---|---|---|---|')
-  const fmt = (r: Result): string => `${Math.round(r.opsPerSecond).toLocaleString('en')} (max stall ${Math.round(r.maxTimerLagMs)} ms)`
+  const fmt = (r: Result): string =>
+    `${Math.round(r.opsPerSecond).toLocaleString('en')} (max stall ${Math.round(r.maxTimerLagMs)} ms)`
   for (const name of Object.keys(rawOps)) {
     const rawFn = rawOps[name] as () => unknown
     const r = await measure(rawFn, 1)
     const s1 = await measure(seOps(se1)[name] as () => Promise<unknown>, 1)
     const s32 = await measure(seOps(se1)[name] as () => Promise<unknown>, 32)
     const s2 = await measure(seOps(se2)[name] as () => Promise<unknown>, 32)
-    rows.push(`| ${name} | ${fmt(r)} | ${fmt(s1)} | ${fmt(s32)} | ${fmt(s2)} | ${(s32.opsPerSecond / r.opsPerSecond).toFixed(2)} |`)
+    rows.push(
+      `| ${name} | ${fmt(r)} | ${fmt(s1)} | ${fmt(s32)} | ${fmt(s2)} | ${(s32.opsPerSecond / r.opsPerSecond).toFixed(2)} |`,
+    )
   }
   console.log(rows.join('\n'))
 

@@ -25,7 +25,12 @@ after(async () => {
 })
 
 const makeSe = () =>
-  create('softhsm', { modulePath: token.modulePath, tokenLabel: token.tokenLabel, pinFile: token.pinFile, protectionLevel: 1 })
+  create('softhsm', {
+    modulePath: token.modulePath,
+    tokenLabel: token.tokenLabel,
+    pinFile: token.pinFile,
+    protectionLevel: 1,
+  })
 
 // SoftHSM 2.6.1 cannot wrap Ed25519 private keys (CKR_KEY_NOT_WRAPPABLE), so they cannot be exportable.
 runSecureEnvironmentSuite('pkcs11 (SoftHSM2)', makeSe, { notExportable: ['ED25519_SIGN'] })
@@ -43,16 +48,24 @@ describe('pkcs11 SE: configuration', () => {
   })
 
   it('a wrong PIN is ERR_CONFIG_INVALID; an unknown token label is ERR_SE_UNAVAILABLE', async () => {
-    await assert.rejects(create('hsm', { modulePath: token.modulePath, tokenLabel: token.tokenLabel, pin: 'wrong-pin' }), {
-      code: 'ERR_CONFIG_INVALID',
-    })
+    await assert.rejects(
+      create('hsm', { modulePath: token.modulePath, tokenLabel: token.tokenLabel, pin: 'wrong-pin' }),
+      {
+        code: 'ERR_CONFIG_INVALID',
+      },
+    )
     await assert.rejects(create('hsm', { modulePath: token.modulePath, tokenLabel: 'no-such-token', pin: token.pin }), {
       code: 'ERR_SE_UNAVAILABLE',
     })
-    await assert.rejects(create('hsm', { modulePath: '/nonexistent/libpkcs11.so', tokenLabel: token.tokenLabel, pin: token.pin }), {
+    await assert.rejects(
+      create('hsm', { modulePath: '/nonexistent/libpkcs11.so', tokenLabel: token.tokenLabel, pin: token.pin }),
+      {
+        code: 'ERR_CONFIG_INVALID',
+      },
+    )
+    await assert.rejects(create('hsm', { modulePath: token.modulePath, tokenLabel: token.tokenLabel }), {
       code: 'ERR_CONFIG_INVALID',
     })
-    await assert.rejects(create('hsm', { modulePath: token.modulePath, tokenLabel: token.tokenLabel }), { code: 'ERR_CONFIG_INVALID' })
   })
 })
 
@@ -67,16 +80,27 @@ describe('pkcs11 SE: MILENAGE refs', () => {
       assert.equal(prefix, 'p11')
       const input = { rand: new Uint8Array(16), sqn: new Uint8Array(6), amf: new Uint8Array(2) }
       await se.milenage({ ref: a.ref, algorithm: 'MILENAGE' }, input)
-      await assert.rejects(se.milenage({ ref: `p11.${kA}.${kekA}.${sealedB}`, algorithm: 'MILENAGE' }, input), { code: 'ERR_INVALID_ARGUMENT' })
-      await assert.rejects(se.milenage({ ref: `p11.${kA}`, algorithm: 'MILENAGE' }, input), { code: 'ERR_INVALID_ARGUMENT' })
-      // K alone is an AES-128 token key, but not usable as any other key type.
-      await assert.rejects(se.encrypt({ ref: `p11.${kA}`, algorithm: 'AES_256_GCM' }, new Uint8Array(1), new Uint8Array(0)), {
-        code: 'ERR_KEY_TYPE_MISMATCH',
+      await assert.rejects(se.milenage({ ref: `p11.${kA}.${kekA}.${sealedB}`, algorithm: 'MILENAGE' }, input), {
+        code: 'ERR_INVALID_ARGUMENT',
       })
+      await assert.rejects(se.milenage({ ref: `p11.${kA}`, algorithm: 'MILENAGE' }, input), {
+        code: 'ERR_INVALID_ARGUMENT',
+      })
+      // K alone is an AES-128 token key, but not usable as any other key type.
+      await assert.rejects(
+        se.encrypt({ ref: `p11.${kA}`, algorithm: 'AES_256_GCM' }, new Uint8Array(1), new Uint8Array(0)),
+        {
+          code: 'ERR_KEY_TYPE_MISMATCH',
+        },
+      )
       // The KEK's own id is longer than any key id, so no ref can reach it.
       for (const ref of [`p11.${kekA}`, `p11.${kekA.slice(0, 32)}`]) {
         await assert.rejects(
-          se.decrypt({ ref, algorithm: 'AES_256_GCM' }, { iv: new Uint8Array(12), ciphertext: new Uint8Array(16), tag: new Uint8Array(16) }, new Uint8Array(0)),
+          se.decrypt(
+            { ref, algorithm: 'AES_256_GCM' },
+            { iv: new Uint8Array(12), ciphertext: new Uint8Array(16), tag: new Uint8Array(16) },
+            new Uint8Array(0),
+          ),
           { code: 'ERR_INVALID_ARGUMENT' },
         )
       }
@@ -89,14 +113,21 @@ describe('pkcs11 SE: MILENAGE refs', () => {
 
 describe('pkcs11 SE: several workers', () => {
   it('spreads 200 parallel signatures over 3 sessions; a destroy reaches every worker', async () => {
-    const se = await create('hsm', { modulePath: token.modulePath, tokenLabel: token.tokenLabel, pin: token.pin, workers: 3 })
+    const se = await create('hsm', {
+      modulePath: token.modulePath,
+      tokenLabel: token.tokenLabel,
+      pin: token.pin,
+      workers: 3,
+    })
     try {
       const { ref, publicKey } = await se.generateKey({ algorithm: 'EC_P256_SIGN', label: 'workers' })
       const key = { ref, algorithm: 'EC_P256_SIGN' as const }
       const pub = createPublicKey({ key: Buffer.from(publicKey as Uint8Array), format: 'der', type: 'spki' })
       const messages = Array.from({ length: 200 }, (_, i) => new TextEncoder().encode(`m${i}`))
       const signatures = await Promise.all(messages.map((m) => se.sign(key, m)))
-      signatures.forEach((s, i) => assert.ok(nodeVerify('sha256', messages[i] as Uint8Array, { key: pub, dsaEncoding: 'ieee-p1363' }, s)))
+      signatures.forEach((s, i) =>
+        assert.ok(nodeVerify('sha256', messages[i] as Uint8Array, { key: pub, dsaEncoding: 'ieee-p1363' }, s)),
+      )
       await se.destroyKey(key)
       // Every worker had the handle cached; none may still use it.
       const after = await Promise.allSettled(Array.from({ length: 12 }, () => se.sign(key, new Uint8Array(1))))
@@ -157,7 +188,16 @@ describe('pkcs11 SE: token objects seen by pkcs11-tool', () => {
     // The PIN goes through the environment (pkcs11-tool --pin env:VAR), never the command line.
     const { stdout } = await run(
       'pkcs11-tool',
-      ['--module', token.modulePath, '--token-label', token.tokenLabel, '--login', '--pin', 'env:M2MSEC_TEST_PIN', '--list-objects'],
+      [
+        '--module',
+        token.modulePath,
+        '--token-label',
+        token.tokenLabel,
+        '--login',
+        '--pin',
+        'env:M2MSEC_TEST_PIN',
+        '--list-objects',
+      ],
       { env: { ...process.env, M2MSEC_TEST_PIN: token.pin, SOFTHSM2_CONF: token.confPath }, timeout: 30_000 },
     )
     const objects = parseObjects(stdout)
@@ -177,7 +217,8 @@ describe('pkcs11 SE: token objects seen by pkcs11-tool', () => {
         assert.match(key.access, /never extractable/, `${what} must be never extractable`)
       }
     }
-    const usage = (label: string, kind: string): string => objects.find((o) => o.label === label && o.kind === kind)?.usage ?? 'missing'
+    const usage = (label: string, kind: string): string =>
+      objects.find((o) => o.label === label && o.kind === kind)?.usage ?? 'missing'
     assert.equal(usage('tool/aes', 'Secret Key'), 'encrypt, decrypt, wrap, unwrap')
     // pkcs11-tool 0.23 does not print sign/verify for secret keys: "none" shows that encrypt,
     // decrypt, wrap and unwrap are all off (SoftHSM would default them on).

@@ -39,17 +39,28 @@ describe('SE registry', () => {
   })
 
   it('an unknown type is ERR_CONFIG_INVALID listing the valid types', async () => {
-    await assert.rejects(createSecureEnvironment({ name: 'x', type: 'tpm', options: {} } as never), (err: Error & { code?: string }) => {
-      assert.equal(err.code, 'ERR_CONFIG_INVALID')
-      assert.match(err.message, /unknown secure environment type "tpm"; valid types: software, pkcs11, vault, aws-kms/)
-      return true
-    })
+    await assert.rejects(
+      createSecureEnvironment({ name: 'x', type: 'tpm', options: {} } as never),
+      (err: Error & { code?: string }) => {
+        assert.equal(err.code, 'ERR_CONFIG_INVALID')
+        assert.match(
+          err.message,
+          /unknown secure environment type "tpm"; valid types: software, pkcs11, vault, aws-kms/,
+        )
+        return true
+      },
+    )
     assert.throws(() => parseSeConfig(undefined), { code: 'ERR_CONFIG_INVALID' })
   })
 
   it('bad options are ERR_CONFIG_INVALID naming every bad field', () => {
     assert.throws(
-      () => parseSeConfig({ name: 'Bad Name', type: 'pkcs11', options: { modulePath: '', tokenLabel: 'x', workers: 0, pin: '1234' } }),
+      () =>
+        parseSeConfig({
+          name: 'Bad Name',
+          type: 'pkcs11',
+          options: { modulePath: '', tokenLabel: 'x', workers: 0, pin: '1234' },
+        }),
       (err: Error & { code?: string }) => {
         assert.equal(err.code, 'ERR_CONFIG_INVALID')
         for (const field of ['name', 'options.modulePath', 'options.pinFile', 'options.workers', 'options']) {
@@ -62,7 +73,11 @@ describe('SE registry', () => {
   })
 
   it('applies defaults', () => {
-    const c = parseSeConfig({ name: 'hsm', type: 'pkcs11', options: { modulePath: '/m.so', tokenLabel: 't', pinFile: '/p' } })
+    const c = parseSeConfig({
+      name: 'hsm',
+      type: 'pkcs11',
+      options: { modulePath: '/m.so', tokenLabel: 't', pinFile: '/p' },
+    })
     assert.deepEqual(c.options, { modulePath: '/m.so', tokenLabel: 't', pinFile: '/p', protectionLevel: 3, workers: 1 })
     const s = parseSeConfig({ name: 'software', type: 'software', options: { masterKeyFile: '/k' } })
     assert.deepEqual(s.options, { masterKeyFile: '/k', cacheSize: 10_000 })
@@ -96,7 +111,12 @@ describe('SE registry', () => {
       const se = await createSecureEnvironment({
         name: 'hsm-1',
         type: 'pkcs11',
-        options: { modulePath: token.modulePath, tokenLabel: token.tokenLabel, pinFile: token.pinFile, protectionLevel: 1 },
+        options: {
+          modulePath: token.modulePath,
+          tokenLabel: token.tokenLabel,
+          pinFile: token.pinFile,
+          protectionLevel: 1,
+        },
       })
       try {
         assert.equal(pkcs11Loaded(), true)

@@ -36,17 +36,28 @@ describe('software SE: sealed refs', () => {
 
   it('editing the clear header (algorithm or exportable flag) breaks the ref', async () => {
     const se = await create('sw', { masterKey, cacheSize: 0 })
-    const { ref } = await se.importKey({ algorithm: 'HMAC_SHA256', label: 'x', material: new Uint8Array(randomBytes(32)) })
+    const { ref } = await se.importKey({
+      algorithm: 'HMAC_SHA256',
+      label: 'x',
+      material: new Uint8Array(randomBytes(32)),
+    })
     const raw = Buffer.from(ref.slice(4), 'base64url')
     const exportable = Buffer.from(raw)
     exportable[1] = 1
-    await assert.rejects(se.mac({ ref: `sw1.${exportable.toString('base64url')}`, algorithm: 'HMAC_SHA256' }, new Uint8Array(1)), {
-      code: 'ERR_INVALID_ARGUMENT',
-    })
+    await assert.rejects(
+      se.mac({ ref: `sw1.${exportable.toString('base64url')}`, algorithm: 'HMAC_SHA256' }, new Uint8Array(1)),
+      {
+        code: 'ERR_INVALID_ARGUMENT',
+      },
+    )
     const retyped = Buffer.from(raw)
     retyped[0] = 1 // AES_256_GCM
     await assert.rejects(
-      se.encrypt({ ref: `sw1.${retyped.toString('base64url')}`, algorithm: 'AES_256_GCM' }, new Uint8Array(1), new Uint8Array(0)),
+      se.encrypt(
+        { ref: `sw1.${retyped.toString('base64url')}`, algorithm: 'AES_256_GCM' },
+        new Uint8Array(1),
+        new Uint8Array(0),
+      ),
       { code: 'ERR_INVALID_ARGUMENT' },
     )
     await se.close()

@@ -22,7 +22,8 @@ export function createMemoryKeyStore(): KeyStore {
     },
     async update(key, revision) {
       const row = rows.get(k(key.tenant, key.id))
-      if (row === undefined || row.revision !== revision) throw new M2msecError('ERR_REVISION_CONFLICT', 'stale revision')
+      if (row === undefined || row.revision !== revision)
+        throw new M2msecError('ERR_REVISION_CONFLICT', 'stale revision')
       rows.set(k(key.tenant, key.id), { value: structuredClone(key), revision: ++seq })
       return seq
     },

@@ -40,7 +40,9 @@ export function runKeyStoreContract(name: string, make: () => Promise<KeyStore>)
       assert.ok(cur)
       const rev = await store.update({ ...cur.value, purpose: 'second' }, cur.revision)
       assert.ok(rev > cur.revision)
-      await assert.rejects(store.update({ ...cur.value, purpose: 'lost' }, cur.revision), { code: 'ERR_REVISION_CONFLICT' })
+      await assert.rejects(store.update({ ...cur.value, purpose: 'lost' }, cur.revision), {
+        code: 'ERR_REVISION_CONFLICT',
+      })
       assert.equal((await store.get('t1', 'k1'))?.value.purpose, 'second')
     })
     await t.test('ids with unusual characters and tenants stay distinct', async () => {
@@ -54,12 +56,21 @@ export function runKeyStoreContract(name: string, make: () => Promise<KeyStore>)
       for (const id of ['p3', 'p1', 'p2', 'p5', 'p4']) await store.create(sampleKey('lt', id))
       await store.create(sampleKey('other', 'p0'))
       const first = await store.list('lt', { limit: 2 })
-      assert.deepEqual(first.items.map((k) => k.id), ['p1', 'p2'])
+      assert.deepEqual(
+        first.items.map((k) => k.id),
+        ['p1', 'p2'],
+      )
       assert.equal(first.next, 'p2')
       const second = await store.list('lt', { limit: 2, after: 'p2' })
-      assert.deepEqual(second.items.map((k) => k.id), ['p3', 'p4'])
+      assert.deepEqual(
+        second.items.map((k) => k.id),
+        ['p3', 'p4'],
+      )
       const last = await store.list('lt', { limit: 2, after: 'p4' })
-      assert.deepEqual(last.items.map((k) => k.id), ['p5'])
+      assert.deepEqual(
+        last.items.map((k) => k.id),
+        ['p5'],
+      )
       assert.equal(last.next, undefined)
     })
   })
@@ -74,7 +85,10 @@ export function runSecretStoreContract(name: string, make: () => Promise<SecretS
     await store.put({ ...s, name: 'n/2' })
     assert.deepEqual(await store.get('t', 'o', 'n/1'), s)
     assert.equal(await store.get('t2', 'o', 'n/1'), undefined)
-    assert.deepEqual((await store.list('t', 'o', { limit: 10 })).items.map((x) => x.name), ['n/1', 'n/2'])
+    assert.deepEqual(
+      (await store.list('t', 'o', { limit: 10 })).items.map((x) => x.name),
+      ['n/1', 'n/2'],
+    )
     const page = await store.list('t', 'o', { limit: 1 })
     assert.equal(page.next, 'n/1')
     assert.equal(await store.delete('t', 'o', 'n/1'), true)

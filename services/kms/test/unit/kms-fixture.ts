@@ -25,17 +25,25 @@ export async function kmsFixture() {
   const deps: KmsDeps = {
     keys: createMemoryKeyStore(),
     secrets: createMemorySecretStore(),
-    ses: { defaultName: 'software', get: (name) => {
-      if (name !== 'software') throw new M2msecError('ERR_SE_NOT_FOUND', 'no such secure environment')
-      return se
-    }, list: () => [se] },
+    ses: {
+      defaultName: 'software',
+      get: (name) => {
+        if (name !== 'software') throw new M2msecError('ERR_SE_NOT_FOUND', 'no such secure environment')
+        return se
+      },
+      list: () => [se],
+    },
     audit: {
       async append(e) {
         if (auditDown) throw new M2msecError('ERR_AUDIT_UNAVAILABLE', 'audit down')
         audit.push(e)
       },
     },
-    events: { async publish(e) { events.push(e) } },
+    events: {
+      async publish(e) {
+        events.push(e)
+      },
+    },
     clock: { now: () => now },
     random: { bytes: (n) => randomBytes(n) },
   }

@@ -47,7 +47,8 @@ export async function deriveKey(
       const prepared = prepareNewKey(deps, caller, spec)
       const se = prepared.se
       requireSeSupport(se, base.algorithm, params.kdf === 'HKDF_SHA256' ? 'derive-hkdf' : 'derive-3gpp-kdf')
-      if (!isKeyDeriver(se)) throw new M2msecError('ERR_SE_NOT_SUPPORTED', `secure environment ${se.name} cannot derive keys`)
+      if (!isKeyDeriver(se))
+        throw new M2msecError('ERR_SE_NOT_SUPPORTED', `secure environment ${se.name} cannot derive keys`)
       if (await deps.keys.get(caller.tenant, prepared.keyId)) {
         throw new M2msecError('ERR_ALREADY_EXISTS', 'a key with this id exists', { keyId: prepared.keyId })
       }
@@ -73,7 +74,9 @@ function deriveParams(d: DeriveRequest): DeriveParams {
     throw new M2msecError('ERR_INVALID_ARGUMENT', 'fc is one octet (0-255)', { field: 'kdf_3gpp.fc' })
   }
   if (d.params.length > LIMITS.kdfParams) {
-    throw new M2msecError('ERR_INVALID_ARGUMENT', `at most ${LIMITS.kdfParams} parameters`, { field: 'kdf_3gpp.params' })
+    throw new M2msecError('ERR_INVALID_ARGUMENT', `at most ${LIMITS.kdfParams} parameters`, {
+      field: 'kdf_3gpp.params',
+    })
   }
   for (const p of d.params) checkSize('kdf_3gpp.params', p, LIMITS.kdfParamBytes)
   return { kdf: 'KDF_3GPP', s: kdf3gppInput(d.fc, [...d.params]) }

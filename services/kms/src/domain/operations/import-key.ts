@@ -26,15 +26,20 @@ async function createFromWrapped(
   const prepared = prepareNewKey(deps, caller, spec)
   const se = prepared.se
   requireSeSupport(se, req.target.algorithm, 'unwrap')
-  if (!isKeyWrapper(se)) throw new M2msecError('ERR_SE_NOT_SUPPORTED', `secure environment ${se.name} cannot unwrap keys`)
+  if (!isKeyWrapper(se))
+    throw new M2msecError('ERR_SE_NOT_SUPPORTED', `secure environment ${se.name} cannot unwrap keys`)
   if (await deps.keys.get(caller.tenant, prepared.keyId)) {
     throw new M2msecError('ERR_ALREADY_EXISTS', 'a key with this id exists', { keyId: prepared.keyId })
   }
-  const created = await se.unwrapKey(req.jwe, { ref: version.ref, algorithm: wrapping.algorithm }, {
-    algorithm: req.target.algorithm,
-    label: `${caller.tenant}/${prepared.keyId}/1`,
-    exportable: req.target.exportable === true,
-  })
+  const created = await se.unwrapKey(
+    req.jwe,
+    { ref: version.ref, algorithm: wrapping.algorithm },
+    {
+      algorithm: req.target.algorithm,
+      label: `${caller.tenant}/${prepared.keyId}/1`,
+      exportable: req.target.exportable === true,
+    },
+  )
   return storeNewKey(deps, caller, spec, prepared, created)
 }
 
@@ -47,7 +52,11 @@ export async function importKey(
   return audited(
     deps,
     caller,
-    { action: 'kms.ImportKey', resource: `key/${req.target.keyId ?? ''}`, details: { algorithm: req.target.algorithm } },
+    {
+      action: 'kms.ImportKey',
+      resource: `key/${req.target.keyId ?? ''}`,
+      details: { algorithm: req.target.algorithm },
+    },
     async () => {
       requireAdmin(caller, 'ImportKey')
       return createFromWrapped(deps, caller, req)

@@ -22,7 +22,9 @@ import { sign } from './sign.ts'
 import { verify } from './verify.ts'
 import { wrapKey } from './wrap-key.ts'
 
-type Bound<F> = F extends (deps: KmsDeps, caller: Caller, ...rest: infer A) => infer R ? (caller: Caller, ...rest: A) => R : never
+type Bound<F> = F extends (deps: KmsDeps, caller: Caller, ...rest: infer A) => infer R
+  ? (caller: Caller, ...rest: A) => R
+  : never
 
 function bind<F extends (deps: KmsDeps, caller: Caller, ...rest: never[]) => unknown>(deps: KmsDeps, f: F): Bound<F> {
   return ((caller: Caller, ...rest: never[]) => f(deps, caller, ...rest)) as Bound<F>

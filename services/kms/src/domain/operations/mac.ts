@@ -29,7 +29,9 @@ export async function verifyMac(
     checkSize('data', req.data, LIMITS.messageBytes)
     checkSize('mac', req.mac, LIMITS.macBytes)
     const { key, version } = await loadKeyForUse(deps, caller, req.keyId, 'VERIFY_MAC', req.version)
-    const expected = await deps.ses.get(key.secureEnvironment).mac({ ref: version.ref, algorithm: key.algorithm }, req.data)
+    const expected = await deps.ses
+      .get(key.secureEnvironment)
+      .mac({ ref: version.ref, algorithm: key.algorithm }, req.data)
     return { valid: constantTimeEqual(expected, req.mac) }
   })
 }

@@ -21,7 +21,9 @@ export async function rotateKey(deps: KmsDeps, caller: Caller, keyId: string): P
         const { value: key, revision } = await loadKey(deps, caller, keyId)
         requireUsable(key)
         if (key.algorithm === 'MILENAGE') {
-          throw new M2msecError('ERR_FAILED_PRECONDITION', 'MILENAGE keys cannot be rotated; import a new key', { keyId })
+          throw new M2msecError('ERR_FAILED_PRECONDITION', 'MILENAGE keys cannot be rotated; import a new key', {
+            keyId,
+          })
         }
         const se = deps.ses.get(key.secureEnvironment)
         requireSeSupport(se, key.algorithm, 'generate')

@@ -33,7 +33,11 @@ async function storageKey(deps: KmsDeps, tenant: string): Promise<KeyRecord> {
   const existing = await deps.keys.get(tenant, STORAGE_KEY_ID)
   if (existing !== undefined) return existing.value
   const se = deps.ses.get(deps.ses.defaultName)
-  const created = await se.generateKey({ algorithm: 'AES_256_GCM', label: `${tenant}/${STORAGE_KEY_ID}/1`, exportable: false })
+  const created = await se.generateKey({
+    algorithm: 'AES_256_GCM',
+    label: `${tenant}/${STORAGE_KEY_ID}/1`,
+    exportable: false,
+  })
   const now = deps.clock.now().toISOString()
   const record: KeyRecord = {
     tenant,
@@ -66,7 +70,11 @@ function secretAad(caller: Caller, name: string): Uint8Array {
   return Buffer.from(`secret\0${caller.id}\0${name}`, 'utf8')
 }
 
-export async function putSecret(deps: KmsDeps, caller: Caller, req: { name: string; value: Uint8Array }): Promise<SecretInfo> {
+export async function putSecret(
+  deps: KmsDeps,
+  caller: Caller,
+  req: { name: string; value: Uint8Array },
+): Promise<SecretInfo> {
   return audited(
     deps,
     caller,
@@ -101,7 +109,11 @@ export async function putSecret(deps: KmsDeps, caller: Caller, req: { name: stri
   )
 }
 
-export async function getSecret(deps: KmsDeps, caller: Caller, name: string): Promise<{ value: Uint8Array; info: SecretInfo }> {
+export async function getSecret(
+  deps: KmsDeps,
+  caller: Caller,
+  name: string,
+): Promise<{ value: Uint8Array; info: SecretInfo }> {
   return audited(deps, caller, { action: 'kms.GetSecret', resource: `secret/${caller.id}/${name}` }, async () => {
     validateName(name)
     const stored = await deps.secrets.get(caller.tenant, caller.id, name)
@@ -114,7 +126,11 @@ export async function getSecret(deps: KmsDeps, caller: Caller, name: string): Pr
     if (key === undefined || v === undefined) throw new M2msecError('ERR_INTERNAL', 'storage key missing')
     const value = await deps.ses
       .get(key.secureEnvironment)
-      .decrypt({ ref: v.ref, algorithm: key.algorithm }, env.sealed, boundAad(caller.tenant, key.id, v.version, secretAad(caller, name)))
+      .decrypt(
+        { ref: v.ref, algorithm: key.algorithm },
+        env.sealed,
+        boundAad(caller.tenant, key.id, v.version, secretAad(caller, name)),
+      )
     return { value, info: { name, createdAt: stored.createdAt, updatedAt: stored.updatedAt } }
   })
 }

@@ -13,7 +13,9 @@ export async function sign(
   return audited(deps, caller, { action: 'kms.Sign', resource: `key/${req.keyId}` }, async () => {
     checkSize('message', req.message, LIMITS.messageBytes)
     const { key, version } = await loadKeyForUse(deps, caller, req.keyId, 'SIGN')
-    const signature = await deps.ses.get(key.secureEnvironment).sign({ ref: version.ref, algorithm: key.algorithm }, req.message)
+    const signature = await deps.ses
+      .get(key.secureEnvironment)
+      .sign({ ref: version.ref, algorithm: key.algorithm }, req.message)
     return { signature, version: version.version }
   })
 }

@@ -27,14 +27,19 @@ export async function wrapKey(
     }
     const se = deps.ses.get(key.secureEnvironment)
     requireSeSupport(se, key.algorithm, 'wrap')
-    if (!isKeyWrapper(se)) throw new M2msecError('ERR_SE_NOT_SUPPORTED', `secure environment ${se.name} cannot wrap keys`)
+    if (!isKeyWrapper(se))
+      throw new M2msecError('ERR_SE_NOT_SUPPORTED', `secure environment ${se.name} cannot wrap keys`)
     let recipient: WrapRecipient
     if ('kmsKeyId' in req.recipient) {
       const r = await loadKeyForUse(deps, caller, req.recipient.kmsKeyId, 'WRAP')
       if (r.key.secureEnvironment !== key.secureEnvironment) {
         throw new M2msecError('ERR_FAILED_PRECONDITION', 'the wrapping key must be in the same secure environment')
       }
-      recipient = { kind: 'kms-key', key: { ref: r.version.ref, algorithm: r.key.algorithm }, kid: `${r.key.id}/${r.version.version}` }
+      recipient = {
+        kind: 'kms-key',
+        key: { ref: r.version.ref, algorithm: r.key.algorithm },
+        kid: `${r.key.id}/${r.version.version}`,
+      }
     } else {
       checkSize('public_jwk', req.recipient.publicJwk, LIMITS.wrappedKeyBytes)
       recipient = { kind: 'public-jwk', jwk: parsePublicJwk(req.recipient.publicJwk), kid: 'recipient' }
@@ -55,7 +60,8 @@ function parsePublicJwk(json: string): Readonly<Record<string, string>> {
   if (typeof jwk !== 'object' || jwk === null) throw badJwk()
   const j = jwk as Record<string, unknown>
   if (j.kty !== 'EC' || j.crv !== 'P-256' || typeof j.x !== 'string' || typeof j.y !== 'string') throw badJwk()
-  if ('d' in j) throw new M2msecError('ERR_INVALID_ARGUMENT', 'public_jwk must not contain a private key', { field: 'public_jwk' })
+  if ('d' in j)
+    throw new M2msecError('ERR_INVALID_ARGUMENT', 'public_jwk must not contain a private key', { field: 'public_jwk' })
   return { kty: 'EC', crv: 'P-256', x: j.x, y: j.y }
 }
 

@@ -65,7 +65,12 @@ export function mapError(err: unknown): unknown {
     return new M2msecError('ERR_SE_NOT_SUPPORTED', 'the token does not support this mechanism', { ckr: ckrName(err) })
   }
   if (SESSION_ERRORS.has(code) || code === P.CKR_DEVICE_MEMORY || code === P.CKR_HOST_MEMORY) {
-    return new M2msecError('ERR_SE_UNAVAILABLE', 'the PKCS#11 token is not usable', { ckr: ckrName(err) }, { cause: err })
+    return new M2msecError(
+      'ERR_SE_UNAVAILABLE',
+      'the PKCS#11 token is not usable',
+      { ckr: ckrName(err) },
+      { cause: err },
+    )
   }
   if (HANDLE_ERRORS.has(code)) return unknownRef()
   return new M2msecError('ERR_INTERNAL', `PKCS#11 call failed: ${ckrName(err)}`, { ckr: ckrName(err) }, { cause: err })

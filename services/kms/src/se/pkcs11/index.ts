@@ -125,7 +125,12 @@ async function readPin(options: Pkcs11SeOptions): Promise<string> {
   try {
     return (await readFile(options.pinFile as string, 'utf8')).replace(/\r?\n$/, '')
   } catch (err) {
-    throw new M2msecError('ERR_CONFIG_INVALID', 'cannot read the PKCS#11 PIN file', { field: 'pinFile' }, { cause: err })
+    throw new M2msecError(
+      'ERR_CONFIG_INVALID',
+      'cannot read the PKCS#11 PIN file',
+      { field: 'pinFile' },
+      { cause: err },
+    )
   }
 }
 
@@ -134,7 +139,10 @@ async function readPin(options: Pkcs11SeOptions): Promise<string> {
  * `tokenLabel` and logs in. Throws ERR_CONFIG_INVALID (bad module, PIN) or ERR_SE_UNAVAILABLE
  * (token not present).
  */
-export async function create(name: string, options: Pkcs11SeOptions): Promise<SecureEnvironment & KeyDeriver & KeyWrapper & MilenageCapable> {
+export async function create(
+  name: string,
+  options: Pkcs11SeOptions,
+): Promise<SecureEnvironment & KeyDeriver & KeyWrapper & MilenageCapable> {
   const workers = options.workers ?? 1
   if (!Number.isInteger(workers) || workers < 1 || workers > 64) {
     throw new M2msecError('ERR_CONFIG_INVALID', 'workers must be an integer 1..64', { field: 'workers' })
@@ -144,7 +152,10 @@ export async function create(name: string, options: Pkcs11SeOptions): Promise<Se
     throw new M2msecError('ERR_CONFIG_INVALID', 'protectionLevel must be 0..3', { field: 'protectionLevel' })
   }
   const pin = await readPin(options)
-  const { pool, info } = await WorkerPool.start({ modulePath: options.modulePath, tokenLabel: options.tokenLabel, pin }, workers)
+  const { pool, info } = await WorkerPool.start(
+    { modulePath: options.modulePath, tokenLabel: options.tokenLabel, pin },
+    workers,
+  )
   return new Pkcs11SecureEnvironment(name, protectionLevel, pool, info)
 }
 
@@ -181,7 +192,12 @@ class Pkcs11SecureEnvironment implements SecureEnvironment, KeyDeriver, KeyWrapp
     const algorithm = requireSpec(this.name, this.capabilities, spec, 'import')
     requireBytes(spec.material, 'material')
     this.#requireExportable(algorithm, spec.exportable)
-    return this.#pool.call('import', { algorithm, label: spec.label, exportable: spec.exportable === true, material: spec.material })
+    return this.#pool.call('import', {
+      algorithm,
+      label: spec.label,
+      exportable: spec.exportable === true,
+      material: spec.material,
+    })
   }
 
   async destroyKey(key: SeKeyHandle): Promise<void> {
@@ -239,13 +255,18 @@ class Pkcs11SecureEnvironment implements SecureEnvironment, KeyDeriver, KeyWrapp
     }
     if (params.kdf !== 'KDF_3GPP') throw invalidArgument('unknown kdf', { field: 'kdf' })
     requireBytes(params.s, 's')
-    return this.#pool.call('derive3gpp', b, params.s, { algorithm, label: target.label, exportable: target.exportable === true })
+    return this.#pool.call('derive3gpp', b, params.s, {
+      algorithm,
+      label: target.label,
+      exportable: target.exportable === true,
+    })
   }
 
   async wrapKey(key: SeKeyHandle, recipient: WrapRecipient): Promise<string> {
     const k = this.#key(key, KEY_ALGORITHMS, 'wrap')
     if (k.algorithm === 'MILENAGE') throw exportDenied('MILENAGE keys never leave the secure environment')
-    if (typeof recipient !== 'object' || recipient === null) throw invalidArgument('recipient is required', { field: 'recipient' })
+    if (typeof recipient !== 'object' || recipient === null)
+      throw invalidArgument('recipient is required', { field: 'recipient' })
     requireKid(recipient.kid)
     if (recipient.kind === 'kms-key') {
       const r = this.#key(recipient.key, ['AES_256_GCM'], 'wrap')

@@ -65,7 +65,12 @@ export function encodeHeader(header: Readonly<Record<string, unknown>>): string 
  * const jwe = sealCompactJwe(encodeHeader({ alg: 'A256KW', enc: 'A256GCM', kid }), wrappedCek, cek, pkcs8)
  * ```
  */
-export function sealCompactJwe(protectedHeader: string, encryptedKey: Uint8Array, cek: Uint8Array, plaintext: Uint8Array): string {
+export function sealCompactJwe(
+  protectedHeader: string,
+  encryptedKey: Uint8Array,
+  cek: Uint8Array,
+  plaintext: Uint8Array,
+): string {
   const iv = randomBytes(12)
   const cipher = createCipheriv('aes-256-gcm', cek, iv)
   cipher.setAAD(Buffer.from(protectedHeader, 'ascii'))

@@ -8,7 +8,15 @@
  */
 import { Worker } from 'node:worker_threads'
 import { M2msecError } from '@m2msec/errors'
-import type { CallMessage, ReplyMessage, SerializedError, StartMessage, TokenApi, TokenMethod, WorkerConfig } from './protocol.ts'
+import type {
+  CallMessage,
+  ReplyMessage,
+  SerializedError,
+  StartMessage,
+  TokenApi,
+  TokenMethod,
+  WorkerConfig,
+} from './protocol.ts'
 import type { TokenInfo } from './token.ts'
 
 /** Live workers per module path in this process (decides who may C_Finalize). */
@@ -123,13 +131,18 @@ export class WorkerPool {
     const first = started.find((s) => s.status === 'fulfilled')
     if (failure !== undefined || first === undefined) {
       await pool.close()
-      throw failure?.status === 'rejected' ? failure.reason : new M2msecError('ERR_SE_UNAVAILABLE', 'no PKCS#11 worker started')
+      throw failure?.status === 'rejected'
+        ? failure.reason
+        : new M2msecError('ERR_SE_UNAVAILABLE', 'no PKCS#11 worker started')
     }
     return { pool, info: first.value.info }
   }
 
   /** Calls `method` on the least busy worker. */
-  async call<M extends TokenMethod>(method: M, ...args: Parameters<TokenApi[M]>): Promise<Awaited<ReturnType<TokenApi[M]>>> {
+  async call<M extends TokenMethod>(
+    method: M,
+    ...args: Parameters<TokenApi[M]>
+  ): Promise<Awaited<ReturnType<TokenApi[M]>>> {
     return (await this.#send(this.#pick(), method, args)) as Awaited<ReturnType<TokenApi[M]>>
   }
 
@@ -168,7 +181,8 @@ export class WorkerPool {
     })
     const fail = (): void => {
       this.#retire(slot)
-      for (const p of slot.pending.values()) p.reject(new M2msecError('ERR_SE_UNAVAILABLE', 'the PKCS#11 worker stopped'))
+      for (const p of slot.pending.values())
+        p.reject(new M2msecError('ERR_SE_UNAVAILABLE', 'the PKCS#11 worker stopped'))
       slot.pending.clear()
     }
     worker.on('error', fail)
@@ -214,7 +228,16 @@ export class WorkerPool {
       slot.worker.postMessage(batch)
     } catch (err) {
       for (const call of batch) {
-        slot.pending.get(call.id)?.reject(new M2msecError('ERR_INVALID_ARGUMENT', 'arguments cannot be passed to the PKCS#11 worker', {}, { cause: err }))
+        slot.pending
+          .get(call.id)
+          ?.reject(
+            new M2msecError(
+              'ERR_INVALID_ARGUMENT',
+              'arguments cannot be passed to the PKCS#11 worker',
+              {},
+              { cause: err },
+            ),
+          )
         slot.pending.delete(call.id)
       }
     }

@@ -44,7 +44,9 @@ export function milenageRefOf(id: Buffer, kekId: Buffer, sealedOpc: Buffer): str
 
 /** True for a CKA_ID of an OPc KEK. */
 export function isOpcKekId(id: Buffer): boolean {
-  return id.length === OPC_KEK_ID_PREFIX.length + 8 && id.subarray(0, OPC_KEK_ID_PREFIX.length).equals(OPC_KEK_ID_PREFIX)
+  return (
+    id.length === OPC_KEK_ID_PREFIX.length + 8 && id.subarray(0, OPC_KEK_ID_PREFIX.length).equals(OPC_KEK_ID_PREFIX)
+  )
 }
 
 /** Parses a ref; undefined when it is not one of ours. */

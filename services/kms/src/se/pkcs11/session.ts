@@ -19,7 +19,12 @@ export function loadModule(modulePath: string): pkcs11js.PKCS11 {
   try {
     p11.load(modulePath)
   } catch (err) {
-    throw new M2msecError('ERR_CONFIG_INVALID', 'cannot load the PKCS#11 module', { field: 'modulePath' }, { cause: err })
+    throw new M2msecError(
+      'ERR_CONFIG_INVALID',
+      'cannot load the PKCS#11 module',
+      { field: 'modulePath' },
+      { cause: err },
+    )
   }
   try {
     p11.C_Initialize({ flags: P.CKF_OS_LOCKING_OK })
@@ -35,10 +40,14 @@ export function loadModule(modulePath: string): pkcs11js.PKCS11 {
 export function findSlot(p11: pkcs11js.PKCS11, label: string): Handle {
   const matches = p11.C_GetSlotList(true).filter((slot) => p11.C_GetTokenInfo(slot).label.trim() === label)
   if (matches.length === 0) {
-    throw new M2msecError('ERR_SE_UNAVAILABLE', 'no PKCS#11 token with the configured label is present', { tokenLabel: label })
+    throw new M2msecError('ERR_SE_UNAVAILABLE', 'no PKCS#11 token with the configured label is present', {
+      tokenLabel: label,
+    })
   }
   if (matches.length > 1) {
-    throw new M2msecError('ERR_CONFIG_INVALID', 'several PKCS#11 tokens carry the configured label', { tokenLabel: label })
+    throw new M2msecError('ERR_CONFIG_INVALID', 'several PKCS#11 tokens carry the configured label', {
+      tokenLabel: label,
+    })
   }
   return matches[0] as Handle
 }

@@ -21,10 +21,24 @@ import type {
   SeKeyHandle,
   WrapRecipient,
 } from '../api.ts'
-import { GCM_IV_LENGTH, GCM_TAG_LENGTH, ciphertextInvalid, exportDenied, keyTypeMismatch, unknownRef } from '../checks.ts'
+import {
+  GCM_IV_LENGTH,
+  GCM_TAG_LENGTH,
+  ciphertextInvalid,
+  exportDenied,
+  keyTypeMismatch,
+  unknownRef,
+} from '../checks.ts'
 import { WRAP_ENC, encryptForPublicJwk } from '../jwe-recipient.ts'
 import type { KeyMaterial } from '../key-material.ts'
-import { exportMaterial, parseKeyMaterial, privateScalar, publicKeyFromPoint, publicPoint, spkiOf } from '../key-material.ts'
+import {
+  exportMaterial,
+  parseKeyMaterial,
+  privateScalar,
+  publicKeyFromPoint,
+  publicPoint,
+  spkiOf,
+} from '../key-material.ts'
 import { Lru } from '../lru.ts'
 import { CKK_EC_EDWARDS, CKM_EC_EDWARDS_KEY_PAIR_GEN, CKM_EDDSA, EC_PARAMS_P256 } from './constants.ts'
 import {
@@ -51,7 +65,15 @@ import {
 } from './refs.ts'
 import { findSlot, loadModule, openSession } from './session.ts'
 import type { ObjectIdentity, SecretKind } from './templates.ts'
-import { curveOf, derOctetString, pointFromEcPoint, privateTemplate, publicTemplate, secretKindOf, secretTemplate } from './templates.ts'
+import {
+  curveOf,
+  derOctetString,
+  pointFromEcPoint,
+  privateTemplate,
+  publicTemplate,
+  secretKindOf,
+  secretTemplate,
+} from './templates.ts'
 
 const P = pkcs11js
 type Handle = pkcs11js.Handle
@@ -196,7 +218,10 @@ export class Pkcs11Token {
           return { ref: refOf(who.id), publicKey: this.#spki(spec.algorithm, pair.publicKey) }
         }
         case 'MILENAGE':
-          throw new M2msecError('ERR_SE_NOT_SUPPORTED', 'MILENAGE keys are imported (K and OPc come from SIM personalisation)')
+          throw new M2msecError(
+            'ERR_SE_NOT_SUPPORTED',
+            'MILENAGE keys are imported (K and OPc come from SIM personalisation)',
+          )
       }
     })
   }
@@ -329,7 +354,13 @@ export class Pkcs11Token {
         const cek = randomBytes(32)
         try {
           const wrappedCek = this.#withSessionKey('CEK_OUT', cek, (cekHandle) =>
-            this.#p11.C_WrapKey(this.#session, { mechanism: P.CKM_AES_KEY_WRAP }, kek.handle, cekHandle, Buffer.alloc(64)),
+            this.#p11.C_WrapKey(
+              this.#session,
+              { mechanism: P.CKM_AES_KEY_WRAP },
+              kek.handle,
+              cekHandle,
+              Buffer.alloc(64),
+            ),
           )
           const header = encodeHeader({ alg: 'A256KW', enc: WRAP_ENC, kid: recipient.kid })
           return sealCompactJwe(header, wrappedCek, cek, plaintext)
@@ -380,7 +411,12 @@ export class Pkcs11Token {
       const sealed = parsed.sealedOpc
       let value: Buffer
       try {
-        value = this.#gcmDecrypt(kek, sealed.subarray(0, GCM_IV_LENGTH), Buffer.concat([OPC_AAD_PREFIX, parsed.id]), sealed.subarray(GCM_IV_LENGTH))
+        value = this.#gcmDecrypt(
+          kek,
+          sealed.subarray(0, GCM_IV_LENGTH),
+          Buffer.concat([OPC_AAD_PREFIX, parsed.id]),
+          sealed.subarray(GCM_IV_LENGTH),
+        )
       } catch (err) {
         // An edited ref (sealed OPc, or OPc of another subscriber) is a bad ref, not bad data.
         if (err instanceof M2msecError && err.code === 'ERR_CIPHERTEXT_INVALID') throw unknownRef()
@@ -464,9 +500,13 @@ export class Pkcs11Token {
 
   #requireWrappable(algorithm: KeyAlgorithm, exportable: boolean): void {
     if (exportable && !this.#wrappable.has(algorithm)) {
-      throw new M2msecError('ERR_SE_NOT_SUPPORTED', `this token cannot wrap ${algorithm} keys, so they cannot be exportable`, {
-        algorithm,
-      })
+      throw new M2msecError(
+        'ERR_SE_NOT_SUPPORTED',
+        `this token cannot wrap ${algorithm} keys, so they cannot be exportable`,
+        {
+          algorithm,
+        },
+      )
     }
   }
 
@@ -529,7 +569,10 @@ export class Pkcs11Token {
     // Several KEKs can exist after a creation race between processes; each MILENAGE ref names
     // its own KEK, so any of them is correct. Pick the smallest id to be deterministic.
     const candidates = found
-      .map((handle) => ({ handle, id: this.#p11.C_GetAttributeValue(s, handle, [{ type: P.CKA_ID }])[0]?.value ?? Buffer.alloc(0) }))
+      .map((handle) => ({
+        handle,
+        id: this.#p11.C_GetAttributeValue(s, handle, [{ type: P.CKA_ID }])[0]?.value ?? Buffer.alloc(0),
+      }))
       .filter((c) => isOpcKekId(c.id))
       .sort((a, b) => Buffer.compare(a.id, b.id))
     const existing = candidates[0]
@@ -665,7 +708,13 @@ export class Pkcs11Token {
     const ek = randomBytes(32)
     try {
       const wrapped = this.#withSessionKey('EXPORT_KEK', ek, (ekHandle) =>
-        this.#p11.C_WrapKey(this.#session, { mechanism: P.CKM_AES_KEY_WRAP_PAD }, ekHandle, k.handle, Buffer.alloc(8192)),
+        this.#p11.C_WrapKey(
+          this.#session,
+          { mechanism: P.CKM_AES_KEY_WRAP_PAD },
+          ekHandle,
+          k.handle,
+          Buffer.alloc(8192),
+        ),
       )
       const plaintext = aesKwpUnwrap(ek, wrapped)
       if (k.algorithm === 'AES_256_GCM' || k.algorithm === 'HMAC_SHA256') return tight(plaintext)
@@ -763,7 +812,13 @@ export class Pkcs11Token {
         )
         const keyPair = pair
         this.#withSessionKey('EXPORT_KEK', randomBytes(32), (ek) =>
-          this.#p11.C_WrapKey(this.#session, { mechanism: P.CKM_AES_KEY_WRAP_PAD }, ek, keyPair.privateKey, Buffer.alloc(8192)),
+          this.#p11.C_WrapKey(
+            this.#session,
+            { mechanism: P.CKM_AES_KEY_WRAP_PAD },
+            ek,
+            keyPair.privateKey,
+            Buffer.alloc(8192),
+          ),
         )
         out.add(algorithm)
       } catch {
@@ -785,9 +840,11 @@ export class Pkcs11Token {
  * these objects live for one call, so modifiability is moot and the attribute is left out.
  */
 function ephemeralTemplate(kind: 'CEK_IN' | 'ECDH_Z'): pkcs11js.Template {
-  return secretTemplate(kind, { id: Buffer.alloc(0), label: 'm2msec/ephemeral', token: false }, kind === 'ECDH_Z').filter(
-    (a) => a.type !== P.CKA_MODIFIABLE,
-  )
+  return secretTemplate(
+    kind,
+    { id: Buffer.alloc(0), label: 'm2msec/ephemeral', token: false },
+    kind === 'ECDH_Z',
+  ).filter((a) => a.type !== P.CKA_MODIFIABLE)
 }
 
 function gcm(iv: Buffer, aad: Uint8Array): pkcs11js.Mechanism {

@@ -12,7 +12,11 @@ function serialize(err: unknown): SerializedError {
   if (isM2msecError(err)) return { code: err.code, message: err.message, details: err.details }
   // Not an M2msecError: a bug. Name and message say what broke; they carry no key material.
   const e = err instanceof Error ? err : new Error(String(err))
-  return { code: 'ERR_INTERNAL', message: 'internal error in the pkcs11 worker', details: { cause: `${e.name}: ${e.message}`.slice(0, 200) } }
+  return {
+    code: 'ERR_INTERNAL',
+    message: 'internal error in the pkcs11 worker',
+    details: { cause: `${e.name}: ${e.message}`.slice(0, 200) },
+  }
 }
 
 const port = parentPort

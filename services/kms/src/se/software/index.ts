@@ -128,11 +128,16 @@ const SEAL_KEY_INFO = Buffer.from('m2msec kms software SE: ref sealing key v1', 
  * Creates a software SE named `name`. Throws ERR_CONFIG_INVALID for a master key that is not
  * 32 bytes.
  */
-export async function create(name: string, options: SoftwareSeOptions): Promise<SecureEnvironment & KeyDeriver & KeyWrapper & MilenageCapable> {
+export async function create(
+  name: string,
+  options: SoftwareSeOptions,
+): Promise<SecureEnvironment & KeyDeriver & KeyWrapper & MilenageCapable> {
   if (!(options.masterKey instanceof Uint8Array) || options.masterKey.length !== 32) {
     throw new M2msecError('ERR_CONFIG_INVALID', 'software SE master key must be 32 bytes', { field: 'masterKey' })
   }
-  const sealKey = createSecretKey(Buffer.from(hkdfSync('sha256', options.masterKey, new Uint8Array(0), SEAL_KEY_INFO, 32)))
+  const sealKey = createSecretKey(
+    Buffer.from(hkdfSync('sha256', options.masterKey, new Uint8Array(0), SEAL_KEY_INFO, 32)),
+  )
   return new SoftwareSecureEnvironment(name, sealKey, options.cacheSize ?? 10_000)
 }
 
@@ -260,7 +265,8 @@ class SoftwareSecureEnvironment implements SecureEnvironment, KeyDeriver, KeyWra
     const k = this.#use(key, KEY_ALGORITHMS, 'wrap')
     if (k.algorithm === 'MILENAGE') throw exportDenied('MILENAGE keys never leave the secure environment')
     if (!k.exportable) throw exportDenied('key is not exportable')
-    if (typeof recipient !== 'object' || recipient === null) throw invalidArgument('recipient is required', { field: 'recipient' })
+    if (typeof recipient !== 'object' || recipient === null)
+      throw invalidArgument('recipient is required', { field: 'recipient' })
     requireKid(recipient.kid)
     const plaintext = exportOpenKey(k)
     try {
@@ -383,7 +389,10 @@ function toOpenKey(algorithm: KeyAlgorithm, exportable: boolean, material: Uint8
       return {
         algorithm,
         exportable,
-        milenage: { cipher: aes128EcbBlockCipher(material.subarray(0, 16)), opc: new Uint8Array(material.subarray(16, 32)) },
+        milenage: {
+          cipher: aes128EcbBlockCipher(material.subarray(0, 16)),
+          opc: new Uint8Array(material.subarray(16, 32)),
+        },
       }
     case 'EC_P256_SIGN':
     case 'EC_P256_ECDH':

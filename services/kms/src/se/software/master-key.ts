@@ -24,7 +24,12 @@ export async function loadMasterKeyFile(path: string): Promise<Uint8Array> {
   try {
     raw = await readFile(path)
   } catch (err) {
-    throw new M2msecError('ERR_CONFIG_INVALID', 'cannot read the software SE master key file', { field: 'masterKeyFile', path }, { cause: err })
+    throw new M2msecError(
+      'ERR_CONFIG_INVALID',
+      'cannot read the software SE master key file',
+      { field: 'masterKeyFile', path },
+      { cause: err },
+    )
   }
   try {
     const key = decodeMasterKey(raw)
