@@ -9,12 +9,7 @@
  * 100k to 1k, compile time and heap growth. Inputs come from a fixed-seed generator, so runs
  * differ only by machine noise.
  */
-import {
-  compilePolicies,
-  decide,
-  type AccessControlPolicy,
-  type AccessRequest,
-} from '@m2msec/acp'
+import { compilePolicies, decide, type AccessControlPolicy, type AccessRequest } from '@m2msec/acp'
 
 const SECONDS = Number(process.argv[2] ?? '1.5')
 
@@ -50,16 +45,12 @@ function makePolicy(i: number): AccessControlPolicy {
           accessControlOriginators: [`R-ops-${i % 10}`],
           accessControlOperations: 2,
           accessControlAuthenticationFlag: true,
-          accessControlContexts: [
-            { accessControlLocationRegion: { circRegion: [48.85, 2.35, 50_000] } },
-          ],
+          accessControlContexts: [{ accessControlLocationRegion: { circRegion: [48.85, 2.35, 50_000] } }],
         },
       ],
     },
     selfPrivileges: {
-      accessControlRule: [
-        { accessControlOriginators: ['/cse0/admin'], accessControlOperations: 63 },
-      ],
+      accessControlRule: [{ accessControlOriginators: ['/cse0/admin'], accessControlOperations: 63 }],
     },
   }
 }
@@ -171,9 +162,7 @@ function run(policyCount: number): Result {
 
 const results = [run(1_000), run(100_000)]
 const fmt = (n: number): string => Math.round(n).toLocaleString('en-US')
-console.log(
-  `@m2msec/acp decide(): 2 policies per request, 3 rules per policy, ${SECONDS}s per measurement`,
-)
+console.log(`@m2msec/acp decide(): 2 policies per request, 3 rules per policy, ${SECONDS}s per measurement`)
 console.log('policies  compile(ms)  heap(MB)  permits  decisions/s  explain decisions/s')
 for (const r of results) {
   console.log(

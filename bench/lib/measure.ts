@@ -3,10 +3,15 @@
  *
  * - {@link measure}: closed loop, `concurrency` workers call an async `op` back to back for
  *   `durationMs` after a warm-up, recording each call's latency. Bounded in count and time.
+ * - {@link measureRounds}: several such jobs measured in interleaved rounds (A B C A B C), so
+ *   a change of background load on a shared machine hits every job alike and their ratios
+ *   stay meaningful.
  * - {@link measureSync}: one synchronous function called in a tight loop on this thread (the
  *   raw rate of a native library, with no event loop in between).
- * - {@link printTable}: one markdown table with each row's ratio to a baseline row.
+ * - {@link cpuProbe}: CPU seconds used by a process, to show which side of a benchmark is busy.
+ * - {@link formatTable} / {@link printTable}: one markdown table with ratios to baseline rows.
  */
+import { readFileSync } from 'node:fs'
 import { performance } from 'node:perf_hooks'
 
 /** The outcome of one measured row. Latencies are per call (a batch call counts once). */
@@ -20,7 +25,12 @@ export interface Measurement {
   readonly p99Ms: number
   /** Operations per call (batch size), so rates can be given per operation. */
   readonly opsPerCall: number
+  /** CPU used while measuring, per probe, in cores (1 = one core busy all the time). */
+  readonly cpu: Readonly<Record<string, number>>
 }
+
+/** Returns CPU seconds used so far by something (see {@link cpuProbe}). */
+export type CpuProbe = () => number
 
 /** Options of {@link measure}. */
 export interface MeasureOptions {
@@ -33,21 +43,97 @@ export interface MeasureOptions {
   readonly maxCalls?: number
   /** Operations per call, e.g. the batch size. Default 1. */
   readonly opsPerCall?: number
+  /** CPU probes read before and after the timed phase, reported in {@link Measurement.cpu}. */
+  readonly cpu?: Readonly<Record<string, CpuProbe>>
 }
 
-function summarize(name: string, latencies: number[], errors: number, elapsedMs: number, opsPerCall: number): Measurement {
-  latencies.sort((a, b) => a - b)
+const CLOCK_TICKS_PER_SECOND = 100
+
+/**
+ * A probe of the CPU time of process `pid` (all its threads), from `/proc/<pid>/stat`
+ * (Linux; 10 ms resolution), or of this process (`process.cpuUsage`) when `pid` is omitted.
+ * Reads NaN when the process cannot be read.
+ */
+export function cpuProbe(pid?: number): CpuProbe {
+  if (pid === undefined || pid === process.pid) {
+    return () => {
+      const u = process.cpuUsage()
+      return (u.user + u.system) / 1e6
+    }
+  }
+  return () => {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+      // Fields after the command name (which may contain spaces): state is field 3, utime 14, stime 15.
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND
+    } catch {
+      return NaN
+    }
+  }
+}
+
+/** What one timed phase collected; phases of one job are added up. */
+interface Sample {
+  latencies: number[]
+  errors: number
+  firstError: unknown
+  elapsedMs: number
+  cpuSeconds: Record<string, number>
+}
+
+async function warmUp(op: () => Promise<unknown>, concurrency: number, calls: number): Promise<void> {
+  for (let i = 0; i < calls; i += concurrency) {
+    await Promise.all(Array.from({ length: Math.min(concurrency, calls - i) }, () => op()))
+  }
+}
+
+/** Runs one timed phase of `op` and adds what it saw to `into`. */
+async function timed(op: () => Promise<unknown>, opts: MeasureOptions, into: Sample): Promise<void> {
+  const probes = Object.entries(opts.cpu ?? {})
+  const cpuBefore = probes.map(([, read]) => read())
+  const maxCalls = opts.maxCalls ?? 2_000_000
+  const start = performance.now()
+  const deadline = start + opts.durationMs
+  const startCalls = into.latencies.length + into.errors
+  async function worker(): Promise<void> {
+    while (performance.now() < deadline && into.latencies.length + into.errors - startCalls < maxCalls) {
+      const t0 = performance.now()
+      try {
+        await op()
+        into.latencies.push(performance.now() - t0)
+      } catch (err) {
+        into.errors++
+        into.firstError ??= err
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: opts.concurrency }, worker))
+  into.elapsedMs += performance.now() - start
+  probes.forEach(([label, read], i) => {
+    into.cpuSeconds[label] = (into.cpuSeconds[label] ?? 0) + (read() - (cpuBefore[i] ?? NaN))
+  })
+}
+
+function summarize(name: string, s: Sample, opsPerCall: number): Measurement {
+  if (s.errors > 0 && s.latencies.length === 0) throw new Error(`${name}: every call failed`, { cause: s.firstError })
+  const latencies = s.latencies.sort((a, b) => a - b)
   const pct = (p: number): number => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? NaN
+  const cpu: Record<string, number> = {}
+  for (const [label, seconds] of Object.entries(s.cpuSeconds)) cpu[label] = seconds / (s.elapsedMs / 1000)
   return {
     name,
     calls: latencies.length,
-    errors,
-    perSecond: (latencies.length * opsPerCall * 1000) / elapsedMs,
+    errors: s.errors,
+    perSecond: (latencies.length * opsPerCall * 1000) / s.elapsedMs,
     p50Ms: pct(0.5),
     p99Ms: pct(0.99),
     opsPerCall,
+    cpu,
   }
 }
+
+const emptySample = (): Sample => ({ latencies: [], errors: 0, firstError: undefined, elapsedMs: 0, cpuSeconds: {} })
 
 /**
  * Runs `op` from `concurrency` workers for `durationMs` (after a warm-up) and returns its rate
@@ -59,32 +145,56 @@ function summarize(name: string, latencies: number[], errors: number, elapsedMs:
  * ```
  */
 export async function measure(name: string, op: () => Promise<unknown>, opts: MeasureOptions): Promise<Measurement> {
-  const warmup = opts.warmupCalls ?? Math.min(500, opts.concurrency * 20)
-  for (let i = 0; i < warmup; i += opts.concurrency) {
-    await Promise.all(Array.from({ length: Math.min(opts.concurrency, warmup - i) }, () => op()))
+  await warmUp(op, opts.concurrency, opts.warmupCalls ?? Math.min(500, opts.concurrency * 20))
+  const sample = emptySample()
+  await timed(op, opts, sample)
+  return summarize(name, sample, opts.opsPerCall ?? 1)
+}
+
+/** One job of {@link measureRounds}: `opts.durationMs` and `opts.maxCalls` are totals over all rounds. */
+export interface Job {
+  readonly name: string
+  readonly op: () => Promise<unknown>
+  readonly opts: MeasureOptions
+}
+
+/**
+ * Measures every job in `rounds` interleaved rounds (each round gives each job
+ * `durationMs / rounds`), after one warm-up per job, and returns one measurement per job in
+ * order. `onRound` is told when a round ends (progress output).
+ */
+export async function measureRounds(
+  jobs: readonly Job[],
+  rounds: number,
+  onRound?: (round: number, partial: readonly Measurement[]) => void,
+): Promise<Measurement[]> {
+  const samples = jobs.map(emptySample)
+  for (const job of jobs) {
+    await warmUp(job.op, job.opts.concurrency, job.opts.warmupCalls ?? Math.min(500, job.opts.concurrency * 20))
   }
-  const latencies: number[] = []
-  let errors = 0
-  let firstError: unknown
-  const maxCalls = opts.maxCalls ?? 2_000_000
-  const start = performance.now()
-  const deadline = start + opts.durationMs
-  async function worker(): Promise<void> {
-    while (performance.now() < deadline && latencies.length + errors < maxCalls) {
-      const t0 = performance.now()
-      try {
-        await op()
-        latencies.push(performance.now() - t0)
-      } catch (err) {
-        errors++
-        firstError ??= err
+  for (let r = 0; r < rounds; r++) {
+    for (const [i, job] of jobs.entries()) {
+      const slice: MeasureOptions = {
+        ...job.opts,
+        durationMs: job.opts.durationMs / rounds,
+        maxCalls: Math.ceil((job.opts.maxCalls ?? 2_000_000) / rounds),
       }
+      // A short re-warm after switching operations (other code paths, other caches).
+      await warmUp(job.op, job.opts.concurrency, job.opts.concurrency)
+      await timed(job.op, slice, samples[i] as Sample)
     }
+    onRound?.(
+      r + 1,
+      jobs.map((job, i) =>
+        summarize(
+          job.name,
+          { ...(samples[i] as Sample), latencies: [...(samples[i] as Sample).latencies] },
+          job.opts.opsPerCall ?? 1,
+        ),
+      ),
+    )
   }
-  await Promise.all(Array.from({ length: opts.concurrency }, worker))
-  const elapsed = performance.now() - start
-  if (errors > 0 && latencies.length === 0) throw new Error(`${name}: every call failed`, { cause: firstError })
-  return summarize(name, latencies, errors, elapsed, opts.opsPerCall ?? 1)
+  return jobs.map((job, i) => summarize(job.name, samples[i] as Sample, job.opts.opsPerCall ?? 1))
 }
 
 /** Options of {@link measureSync}. */
@@ -98,7 +208,8 @@ export interface MeasureSyncOptions {
 
 /**
  * Calls the synchronous `op` back to back on this thread for `durationMs` (after a warm-up).
- * Errors are not caught: a raw library call that fails is a broken benchmark.
+ * Errors are not caught: a raw library call that fails is a broken benchmark. Reports this
+ * process's CPU as `client`.
  *
  * @example
  * ```ts
@@ -107,21 +218,25 @@ export interface MeasureSyncOptions {
  */
 export function measureSync(name: string, op: () => unknown, opts: MeasureSyncOptions): Measurement {
   for (let i = 0; i < (opts.warmupCalls ?? 200); i++) op()
-  const latencies: number[] = []
+  const sample = emptySample()
   const maxCalls = opts.maxCalls ?? 2_000_000
+  const cpu = cpuProbe()
+  const cpuBefore = cpu()
   const start = performance.now()
   const deadline = start + opts.durationMs
   let now = start
-  while (now < deadline && latencies.length < maxCalls) {
+  while (now < deadline && sample.latencies.length < maxCalls) {
     op()
     const t = performance.now()
-    latencies.push(t - now)
+    sample.latencies.push(t - now)
     now = t
   }
-  return summarize(name, latencies, 0, now - start, 1)
+  sample.elapsedMs = now - start
+  sample.cpuSeconds['client'] = cpu() - cpuBefore
+  return summarize(name, sample, 1)
 }
 
-/** One row of {@link printTable}. */
+/** One row of {@link formatTable}. */
 export interface TableRow {
   readonly m: Measurement
   /** The row this one is compared with (ratio = ops/s of this row / ops/s of `vs`). */
@@ -132,17 +247,23 @@ export interface TableRow {
 
 const fmtInt = (n: number): string => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : 'n/a')
 const fmtMs = (n: number): string => (Number.isFinite(n) ? (n < 1 ? n.toFixed(3) : n.toFixed(2)) : 'n/a')
+const fmtCpu = (n: number | undefined): string => (n === undefined ? '' : Number.isFinite(n) ? n.toFixed(2) : 'n/a')
 
-/** Formats rows as one markdown table (ops/s are per operation, latencies per call). */
+/**
+ * Formats rows as one markdown table: ops/s per operation, latencies per call, one column per
+ * CPU probe label (cores), and the ratio to each row's `vs`.
+ */
 export function formatTable(rows: readonly TableRow[]): string {
+  const probes = [...new Set(rows.flatMap((r) => Object.keys(r.m.cpu)))]
   const lines = [
-    '| group | operation | ops/s | p50 ms | p99 ms | calls | errors | ratio | vs |',
-    '|---|---|---:|---:|---:|---:|---:|---:|---|',
+    `| group | operation | ops/s | p50 ms | p99 ms | calls | errors | ${probes.map((p) => `${p} CPU | `).join('')}ratio | vs |`,
+    `|---|---|---:|---:|---:|---:|---:|${probes.map(() => '---:|').join('')}---:|---|`,
   ]
   for (const { m, vs, group } of rows) {
     const ratio = vs === undefined ? '' : (m.perSecond / vs.perSecond).toFixed(2)
+    const cpu = probes.map((p) => `${fmtCpu(m.cpu[p])} | `).join('')
     lines.push(
-      `| ${group ?? ''} | ${m.name} | ${fmtInt(m.perSecond)} | ${fmtMs(m.p50Ms)} | ${fmtMs(m.p99Ms)} | ${fmtInt(m.calls)} | ${m.errors} | ${ratio} | ${vs?.name ?? ''} |`,
+      `| ${group ?? ''} | ${m.name} | ${fmtInt(m.perSecond)} | ${fmtMs(m.p50Ms)} | ${fmtMs(m.p99Ms)} | ${fmtInt(m.calls)} | ${m.errors} | ${cpu}${ratio} | ${vs?.name ?? ''} |`,
     )
   }
   return lines.join('\n')
