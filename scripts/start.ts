@@ -32,8 +32,23 @@ State lives in the data dir (default .data/); --reset wipes it first.`)
   process.exit(0)
 }
 
-/** The services `npm start` runs, with their default gRPC ports. */
-const SERVICES = [{ name: 'kms', port: 7001, api: 'm2msec.kms.v1.KeyManagement' }] as const
+/** The services `npm start` runs, with their default gRPC ports and service-specific settings. */
+const SERVICES: ReadonlyArray<{ name: string; port: number; api: string; env?: () => Record<string, string> }> = [
+  {
+    name: 'kms',
+    port: 7001,
+    api: 'm2msec.kms.v1.KeyManagement',
+    env: () => ({
+      M2MSEC_KMS_SECURE_ENVIRONMENTS: JSON.stringify([
+        {
+          name: 'software',
+          type: 'software',
+          options: { masterKeyFile: secretFile('kms-master.key', () => randomBytes(32).toString('base64')) },
+        },
+      ]),
+    }),
+  },
+]
 
 const dataDir = resolve(args['data-dir'])
 if (args.reset) rmSync(dataDir, { recursive: true, force: true })
@@ -137,7 +152,6 @@ run('nats', 'nats-server', ['-js', '-a', '127.0.0.1', '-p', String(natsPort), '-
 await waitForPort(natsPort, 'nats-server')
 
 const adminTokenFile = secretFile('dev-admin.token', () => randomBytes(24).toString('base64url'))
-const masterKeyFile = secretFile('kms-master.key', () => randomBytes(32).toString('base64'))
 
 const started: Array<{ name: string; port: number; api: string }> = []
 for (const svc of SERVICES) {
@@ -148,9 +162,7 @@ for (const svc of SERVICES) {
     [`${prefix}GRPC__PORT`]: String(port),
     [`${prefix}NATS__SERVERS`]: `nats://127.0.0.1:${natsPort}`,
     [`${prefix}AUTH__DEV_ADMIN_TOKEN_FILE`]: adminTokenFile,
-    [`${prefix}SECURE_ENVIRONMENTS`]: JSON.stringify([
-      { name: 'software', type: 'software', options: { masterKeyFile } },
-    ]),
+    ...svc.env?.(),
   })
   await waitForPort(port, svc.name)
   started.push({ name: svc.name, port, api: svc.api })
