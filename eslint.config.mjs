@@ -35,7 +35,12 @@ export default tseslint.config(
   },
   {
     // Domain code is pure: no transports, no I/O, no runtime wiring.
-    files: ['services/*/src/domain/**/*.ts', 'libs/acp/src/**/*.ts', 'libs/crypto/src/**/*.ts'],
+    files: [
+      'services/*/src/domain/**/*.ts',
+      'libs/acp/src/**/*.ts',
+      'libs/crypto/src/**/*.ts',
+      'libs/groupkeys/src/**/*.ts',
+    ],
     rules: {
       'no-restricted-imports': [
         'error',

@@ -33,12 +33,19 @@ State lives in the data dir (default .data/); --reset wipes it first.`)
 }
 
 /** The services `npm start` runs, with their default gRPC ports and service-specific settings. */
-const SERVICES: ReadonlyArray<{ name: string; port: number; api: string; env?: () => Record<string, string> }> = [
+/** `env` gets the ports of the services started before it. */
+const SERVICES: ReadonlyArray<{
+  name: string
+  port: number
+  api: string
+  env?: (ports: Readonly<Record<string, number>>) => Record<string, string>
+}> = [
   {
     name: 'kms',
     port: 7001,
     api: 'm2msec.kms.v1.KeyManagement',
     env: () => ({
+      M2MSEC_KMS_AUTH__DEV_ADMIN_TOKEN_FILE: join(dataDir, 'dev-admin.token'),
       M2MSEC_KMS_SECURE_ENVIRONMENTS: JSON.stringify([
         {
           name: 'software',
@@ -46,6 +53,25 @@ const SERVICES: ReadonlyArray<{ name: string; port: number; api: string; env?: (
           options: { masterKeyFile: secretFile('kms-master.key', () => randomBytes(32).toString('base64')) },
         },
       ]),
+    }),
+  },
+  {
+    name: 'authz',
+    port: 7002,
+    api: 'm2msec.authz.v1.Authorization',
+    env: () => ({ M2MSEC_AUTHZ_AUTH__DEV_ADMIN_TOKEN_FILE: join(dataDir, 'dev-admin.token') }),
+  },
+  {
+    name: 'authn',
+    port: 7003,
+    api: 'm2msec.authn.v1.Authentication (JWKS on http://127.0.0.1:7080)',
+    // Development: authn reaches the KMS with the development admin token (tenant demo only);
+    // in production it uses an mTLS identity m2msec://_platform/authn (see services/authn/README.md).
+    env: (ports) => ({
+      M2MSEC_AUTHN_KMS__TARGET: `127.0.0.1:${ports.kms ?? 7001}`,
+      M2MSEC_AUTHN_KMS__TOKEN_FILE: join(dataDir, 'dev-admin.token'),
+      // The same development token is the platform operator in authn (manages tenants).
+      M2MSEC_AUTHN_AUTH__DEV_TOKEN_FILE: join(dataDir, 'dev-admin.token'),
     }),
   },
 ]
@@ -161,8 +187,7 @@ for (const svc of SERVICES) {
     [`${prefix}PROFILE`]: 'development',
     [`${prefix}GRPC__PORT`]: String(port),
     [`${prefix}NATS__SERVERS`]: `nats://127.0.0.1:${natsPort}`,
-    [`${prefix}AUTH__DEV_ADMIN_TOKEN_FILE`]: adminTokenFile,
-    ...svc.env?.(),
+    ...svc.env?.(Object.fromEntries(started.map((x) => [x.name, x.port]))),
   })
   await waitForPort(port, svc.name)
   started.push({ name: svc.name, port, api: svc.api })
@@ -174,7 +199,7 @@ m2msec is running (development profile; state in ${dataDir}).
   nats-server (JetStream)  nats://127.0.0.1:${natsPort}
 ${started.map((s) => `  ${s.name.padEnd(24)} grpc://127.0.0.1:${s.port}  ${s.api}`).join('\n')}
 
-Development admin token (tenant "demo", principal "dev-admin", role admin):
+Development token (kms, authz: tenant "demo", principal "dev-admin", role admin; authn: the platform operator):
   ${adminTokenFile}
 Try it (see README "Calling the KMS"):
   node --import tsx examples/kms-client.ts 127.0.0.1:${started[0]?.port ?? 7001}

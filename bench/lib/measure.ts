@@ -73,6 +73,24 @@ export function cpuProbe(pid?: number): CpuProbe {
   }
 }
 
+/**
+ * A probe of the CPU time used by the whole machine (all processes, all cores) from
+ * `/proc/stat`: what other programs take shows up as the difference to the named probes.
+ */
+export function machineCpuProbe(): CpuProbe {
+  return () => {
+    try {
+      const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0] ?? ''
+      const ticks = line.trim().split(/\s+/).slice(1).map(Number)
+      // user nice system idle iowait irq softirq steal: busy = all but idle and iowait (guest time is inside user).
+      const busy = ticks.slice(0, 8).reduce((a, b, i) => (i === 3 || i === 4 ? a : a + b), 0)
+      return busy / CLOCK_TICKS_PER_SECOND
+    } catch {
+      return NaN
+    }
+  }
+}
+
 /** What one timed phase collected; phases of one job are added up. */
 interface Sample {
   latencies: number[]
@@ -180,7 +198,7 @@ export async function measureRounds(
         maxCalls: Math.ceil((job.opts.maxCalls ?? 2_000_000) / rounds),
       }
       // A short re-warm after switching operations (other code paths, other caches).
-      await warmUp(job.op, job.opts.concurrency, job.opts.concurrency)
+      await warmUp(job.op, job.opts.concurrency, Math.min(job.opts.concurrency, 16))
       await timed(job.op, slice, samples[i] as Sample)
     }
     onRound?.(
@@ -247,29 +265,46 @@ export interface TableRow {
 
 const fmtInt = (n: number): string => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : 'n/a')
 const fmtMs = (n: number): string => (Number.isFinite(n) ? (n < 1 ? n.toFixed(3) : n.toFixed(2)) : 'n/a')
-const fmtCpu = (n: number | undefined): string => (n === undefined ? '' : Number.isFinite(n) ? n.toFixed(2) : 'n/a')
+const fmtNum = (n: number | undefined, digits: number): string =>
+  n === undefined ? '' : Number.isFinite(n) ? n.toFixed(digits) : 'n/a'
+
+/** Which CPU probes {@link formatTable} shows, and how. */
+export interface TableColumns {
+  /** Probes shown as cores busy (default: every probe of any row). */
+  readonly cores?: readonly string[]
+  /** Probes shown as CPU microseconds per operation (cores / ops per second). */
+  readonly perOp?: readonly string[]
+}
 
 /**
- * Formats rows as one markdown table: ops/s per operation, latencies per call, one column per
- * CPU probe label (cores), and the ratio to each row's `vs`.
+ * Formats rows as one markdown table: ops/s per operation, latencies per call, CPU columns
+ * (see {@link TableColumns}) and the ratio to each row's `vs`.
  */
-export function formatTable(rows: readonly TableRow[]): string {
-  const probes = [...new Set(rows.flatMap((r) => Object.keys(r.m.cpu)))]
+export function formatTable(rows: readonly TableRow[], columns: TableColumns = {}): string {
+  const cores = columns.cores ?? [...new Set(rows.flatMap((r) => Object.keys(r.m.cpu)))]
+  const perOp = columns.perOp ?? []
+  const heads = [...cores.map((p) => `${p} cores`), ...perOp.map((p) => `${p} µs/op`)]
   const lines = [
-    `| group | operation | ops/s | p50 ms | p99 ms | calls | errors | ${probes.map((p) => `${p} CPU | `).join('')}ratio | vs |`,
-    `|---|---|---:|---:|---:|---:|---:|${probes.map(() => '---:|').join('')}---:|---|`,
+    `| group | operation | ops/s | p50 ms | p99 ms | calls | errors | ${heads.map((h) => `${h} | `).join('')}ratio | vs |`,
+    `|---|---|---:|---:|---:|---:|---:|${heads.map(() => '---:|').join('')}---:|---|`,
   ]
   for (const { m, vs, group } of rows) {
     const ratio = vs === undefined ? '' : (m.perSecond / vs.perSecond).toFixed(2)
-    const cpu = probes.map((p) => `${fmtCpu(m.cpu[p])} | `).join('')
+    const cells = [
+      ...cores.map((p) => fmtNum(m.cpu[p], 2)),
+      ...perOp.map((p) => {
+        const c = m.cpu[p]
+        return fmtNum(c === undefined ? undefined : (c * 1e6) / m.perSecond, 1)
+      }),
+    ]
     lines.push(
-      `| ${group ?? ''} | ${m.name} | ${fmtInt(m.perSecond)} | ${fmtMs(m.p50Ms)} | ${fmtMs(m.p99Ms)} | ${fmtInt(m.calls)} | ${m.errors} | ${cpu}${ratio} | ${vs?.name ?? ''} |`,
+      `| ${group ?? ''} | ${m.name} | ${fmtInt(m.perSecond)} | ${fmtMs(m.p50Ms)} | ${fmtMs(m.p99Ms)} | ${fmtInt(m.calls)} | ${m.errors} | ${cells.map((c) => `${c} | `).join('')}${ratio} | ${vs?.name ?? ''} |`,
     )
   }
   return lines.join('\n')
 }
 
 /** Prints `## title` and the rows as a markdown table (see {@link formatTable}). */
-export function printTable(title: string, rows: readonly TableRow[]): void {
-  console.log(`\n## ${title}\n\n${formatTable(rows)}`)
+export function printTable(title: string, rows: readonly TableRow[], columns?: TableColumns): void {
+  console.log(`\n## ${title}\n\n${formatTable(rows, columns)}`)
 }

@@ -54,6 +54,13 @@ test('npm start serves the KMS, the README example works, Ctrl-C stops cleanly',
   assert.equal(await grpcHealthCheck(target, insecure, 'm2msec.kms.v1.KeyManagement'), 'SERVING')
   assert.equal(await grpcHealthCheck(target, insecure), 'SERVING')
   assert.ok((await grpcListServices(target, insecure)).includes('m2msec.kms.v1.KeyManagement'))
+  const authzPort = Number(/authz\s+grpc:\/\/127\.0\.0\.1:(\d+)/.exec(output)?.[1])
+  assert.ok(authzPort > 0, output)
+  assert.equal(await grpcHealthCheck(`127.0.0.1:${authzPort}`, insecure, 'm2msec.authz.v1.Authorization'), 'SERVING')
+  assert.ok((await grpcListServices(`127.0.0.1:${authzPort}`, insecure)).includes('m2msec.authz.v1.Authorization'))
+  const authnPort = Number(/authn\s+grpc:\/\/127\.0\.0\.1:(\d+)/.exec(output)?.[1])
+  assert.ok(authnPort > 0, output)
+  assert.equal(await grpcHealthCheck(`127.0.0.1:${authnPort}`, insecure, 'm2msec.authn.v1.Authentication'), 'SERVING')
 
   const example = spawn(
     process.execPath,

@@ -183,6 +183,8 @@ function appendOnlyProblem(config: StreamConfig): string | undefined {
 
 interface Pending {
   record: AuditRecord
+  /** Serialized size of the record, measured once at append. */
+  size: number
   resolve: () => void
   reject: (err: unknown) => void
 }
@@ -221,8 +223,9 @@ class AuditWriter implements AuditLog {
   }
 
   append(record: AuditRecord): Promise<void> {
+    let size: number
     try {
-      validateRecord(record)
+      size = validateRecord(record)
     } catch (err) {
       return Promise.reject(err)
     }
@@ -231,7 +234,7 @@ class AuditWriter implements AuditLog {
       return Promise.reject(unavailable('too many audit records waiting for the bus', this.#d.source))
     }
     return new Promise<void>((resolve, reject) => {
-      this.#queue.push({ record, resolve, reject })
+      this.#queue.push({ record, size, resolve, reject })
       this.#schedule()
     })
   }
@@ -318,7 +321,7 @@ class AuditWriter implements AuditLog {
     let n = 0
     for (const p of this.#queue) {
       // Rough size (records are validated to be small); the exact size is known after encoding.
-      bytes += 300 + JSON.stringify(p.record).length
+      bytes += 300 + p.size
       if (n > 0 && (n >= MAX_BATCH_RECORDS || bytes > this.#d.maxBatchBytes)) break
       n++
     }
@@ -381,7 +384,8 @@ function pickRecord(r: AuditRecord): AuditRecord {
   return out
 }
 
-function validateRecord(r: AuditRecord): void {
+/** Throws ERR_INVALID_ARGUMENT for a malformed record; returns its serialized size in bytes. */
+function validateRecord(r: AuditRecord): number {
   const bad = (message: string): M2msecError => new M2msecError('ERR_INVALID_ARGUMENT', `audit record: ${message}`)
   if (typeof r !== 'object' || r === null) throw bad('not an object')
   for (const field of ['time', 'tenant', 'principal', 'action', 'resource'] as const) {
@@ -402,7 +406,9 @@ function validateRecord(r: AuditRecord): void {
         throw bad('details values must be string, number or boolean')
     }
   }
-  if (Buffer.byteLength(JSON.stringify(r)) > MAX_RECORD_BYTES) throw bad(`larger than ${MAX_RECORD_BYTES} bytes`)
+  const size = Buffer.byteLength(JSON.stringify(r))
+  if (size > MAX_RECORD_BYTES) throw bad(`larger than ${MAX_RECORD_BYTES} bytes`)
+  return size
 }
 
 /** Parses one stored line; returns a reason string when it is not a well-formed record. */

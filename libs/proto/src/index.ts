@@ -3,7 +3,7 @@
  * from `proto/` (run `npm run gen`; never edit `src/gen` by hand).
  *
  * One namespace per proto package; the same modules are importable directly as
- * `@m2msec/proto/kms/v1`, `@m2msec/proto/events/v1`, `@m2msec/proto/common/v1`,
+ * `@m2msec/proto/kms/v1`, `@m2msec/proto/authn/v1`, `@m2msec/proto/authz/v1`, `@m2msec/proto/events/v1`, `@m2msec/proto/common/v1`,
  * `@m2msec/proto/google/rpc` and `@m2msec/proto/google/protobuf`.
  *
  * @example
@@ -14,6 +14,8 @@
  */
 import { join } from 'node:path'
 
+export * as authnV1 from './authn/v1.ts'
+export * as authzV1 from './authz/v1.ts'
 export * as commonV1 from './common/v1.ts'
 export * as eventsV1 from './events/v1.ts'
 export * as googleProtobuf from './google/protobuf.ts'

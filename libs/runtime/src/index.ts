@@ -91,6 +91,18 @@ export {
   type DevStaticTokenOptions,
 } from './grpc/auth.ts'
 export {
+  tokenAuthenticator,
+  platformServiceAuthenticator,
+  PLATFORM_TENANT,
+  SERVICE_ROLE,
+  TENANT_METADATA,
+  ACCESS_TOKEN_TYP,
+  type TokenAuthenticatorOptions,
+  type TokenKeySource,
+  type VerifiedToken,
+  type PlatformServiceOptions,
+} from './grpc/token-auth.ts'
+export {
   grpcServerConfigSchema,
   grpcTlsConfigSchema,
   type GrpcServerConfig,

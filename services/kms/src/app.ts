@@ -8,6 +8,7 @@ import { hostname } from 'node:os'
 import { connectNats, createAuditLog, KvRepository } from '@m2msec/bus'
 import {
   chainAuthenticators,
+  platformServiceAuthenticator,
   createGrpcServer,
   devMtlsAuthenticator,
   devStaticTokenAuthenticator,
@@ -91,7 +92,9 @@ export async function startKms(config: KmsConfig, log: Logger): Promise<KmsApp> 
 
     const server = createGrpcServer(config.grpc, {
       log,
-      authenticator: chainAuthenticators(...authenticators(config, log)),
+      // Platform services (mTLS as m2msec://_platform/<service>, role service) act for the tenant
+      // they name in the m2msec-tenant header; everyone else stays in their own tenant.
+      authenticator: platformServiceAuthenticator(chainAuthenticators(...authenticators(config, log))),
       reflection: [{ descriptorSetPath }],
     })
     server.addUnaryService(KeyManagementService, createKmsGrpcService(ops))

@@ -136,7 +136,8 @@ export function devStaticTokenAuthenticator(opts: DevStaticTokenOptions): Authen
   }
 }
 
-const SEGMENT_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/
+// A leading underscore is allowed for reserved tenants such as `_platform` (platform services).
+const SEGMENT_RE = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/
 
 /** The URI entries of a Node `subjectaltname` string (`URI:a, DNS:b, URI:"quoted, value"`). */
 export function subjectAltUris(subjectaltname: string | undefined): string[] {

@@ -77,6 +77,7 @@ import {
 import { MAX_JWE_LENGTH, WRAP_ENC, encryptForPublicJwk, requireKid } from '../jwe-recipient.ts'
 import type { KeyMaterial } from '../key-material.ts'
 import { exportMaterial, parseKeyMaterial, spkiOf } from '../key-material.ts'
+import { randomIv } from '../iv-pool.ts'
 import { Lru } from '../lru.ts'
 import { openRef, readRefHeader, sealRef } from './sealed-ref.ts'
 
@@ -179,11 +180,11 @@ class SoftwareSecureEnvironment implements SecureEnvironment, KeyDeriver, KeyWra
     requireBytes(plaintext, 'plaintext')
     requireBytes(aad, 'aad')
     const secret = this.#use(key, ['AES_256_GCM'], 'encrypt').secret as KeyObject
-    const iv = randomBytes(GCM_IV_LENGTH)
+    const iv = randomIv(GCM_IV_LENGTH)
     const cipher = createCipheriv('aes-256-gcm', secret, iv)
     cipher.setAAD(aad)
     const ciphertext = Buffer.concat([cipher.update(plaintext), cipher.final()])
-    return { iv: new Uint8Array(iv), ciphertext: new Uint8Array(ciphertext), tag: new Uint8Array(cipher.getAuthTag()) }
+    return { iv, ciphertext, tag: cipher.getAuthTag() }
   }
 
   async decrypt(key: SeKeyHandle, sealed: SealedData, aad: Uint8Array): Promise<Uint8Array> {

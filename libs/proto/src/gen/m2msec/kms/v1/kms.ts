@@ -7860,8 +7860,9 @@ export const KeyManagementService = {
   /**
    * Exports the primary version of an exportable key as a JWE (compact serialization,
    * enc A256GCM) for a recipient. Needs EXPORT on the key, and WRAP on a KMS recipient key.
-   * Non-exportable keys (and MILENAGE keys) never leave the SE.
-   * Reasons: ERR_EXPORT_DENIED, ERR_KEY_NOT_FOUND, ERR_KEY_USAGE_DENIED, ERR_KEY_DISABLED,
+   * Non-exportable keys never leave the SE (ERR_EXPORT_DENIED); MILENAGE keys have no EXPORT
+   * operation at all (ERR_KEY_TYPE_MISMATCH).
+   * Reasons: ERR_EXPORT_DENIED, ERR_KEY_TYPE_MISMATCH, ERR_KEY_NOT_FOUND, ERR_KEY_USAGE_DENIED, ERR_KEY_DISABLED,
    * ERR_INVALID_ARGUMENT, ERR_FAILED_PRECONDITION, ERR_SE_NOT_SUPPORTED.
    */
   wrapKey: {
@@ -8085,8 +8086,9 @@ export interface KeyManagementServer extends UntypedServiceImplementation {
   /**
    * Exports the primary version of an exportable key as a JWE (compact serialization,
    * enc A256GCM) for a recipient. Needs EXPORT on the key, and WRAP on a KMS recipient key.
-   * Non-exportable keys (and MILENAGE keys) never leave the SE.
-   * Reasons: ERR_EXPORT_DENIED, ERR_KEY_NOT_FOUND, ERR_KEY_USAGE_DENIED, ERR_KEY_DISABLED,
+   * Non-exportable keys never leave the SE (ERR_EXPORT_DENIED); MILENAGE keys have no EXPORT
+   * operation at all (ERR_KEY_TYPE_MISMATCH).
+   * Reasons: ERR_EXPORT_DENIED, ERR_KEY_TYPE_MISMATCH, ERR_KEY_NOT_FOUND, ERR_KEY_USAGE_DENIED, ERR_KEY_DISABLED,
    * ERR_INVALID_ARGUMENT, ERR_FAILED_PRECONDITION, ERR_SE_NOT_SUPPORTED.
    */
   wrapKey: handleUnaryCall<WrapKeyRequest, WrapKeyResponse>;
@@ -8488,8 +8490,9 @@ export interface KeyManagementClient extends Client {
   /**
    * Exports the primary version of an exportable key as a JWE (compact serialization,
    * enc A256GCM) for a recipient. Needs EXPORT on the key, and WRAP on a KMS recipient key.
-   * Non-exportable keys (and MILENAGE keys) never leave the SE.
-   * Reasons: ERR_EXPORT_DENIED, ERR_KEY_NOT_FOUND, ERR_KEY_USAGE_DENIED, ERR_KEY_DISABLED,
+   * Non-exportable keys never leave the SE (ERR_EXPORT_DENIED); MILENAGE keys have no EXPORT
+   * operation at all (ERR_KEY_TYPE_MISMATCH).
+   * Reasons: ERR_EXPORT_DENIED, ERR_KEY_TYPE_MISMATCH, ERR_KEY_NOT_FOUND, ERR_KEY_USAGE_DENIED, ERR_KEY_DISABLED,
    * ERR_INVALID_ARGUMENT, ERR_FAILED_PRECONDITION, ERR_SE_NOT_SUPPORTED.
    */
   wrapKey(

@@ -1,0 +1,220 @@
+/**
+ * Builds and starts an authn replica from its configuration: NATS (stores, audit, events),
+ * the KMS client, the domain, the gRPC server and the JWKS HTTP endpoint. `main.ts` runs it
+ * until a signal; tests start it in-process with a config object. Returns the addresses and
+ * an ordered shutdown.
+ */
+import { readFileSync } from 'node:fs'
+import { hostname } from 'node:os'
+import type { JWK } from 'jose'
+import { connectNats, createAuditLog, KvRepository, subjects, subscribeEvents } from '@m2msec/bus'
+import {
+  chainAuthenticators,
+  createGrpcServer,
+  devMtlsAuthenticator,
+  devStaticTokenAuthenticator,
+  platformServiceAuthenticator,
+  readSecretFile,
+  systemClock,
+  systemRandom,
+  tokenAuthenticator,
+  type Authenticator,
+  type ListenAddress,
+  type Logger,
+} from '@m2msec/runtime'
+import { descriptorSetPath } from '@m2msec/proto'
+import { AuthenticationService } from '@m2msec/proto/authn/v1'
+import { jtiTtlMs, revocationTtlMs, type AuthnConfig } from './config.ts'
+import type { EntityRecord, TenantRecord } from './domain/model.ts'
+import type { AuthnSettings, RevokedToken } from './domain/ports.ts'
+import { createAuthnOperations, type AuthnOperations } from './domain/operations/index.ts'
+import { tenantOfSigningKey } from './domain/operations/tenants.ts'
+import { parseSigningKid } from './domain/tokens.ts'
+import { createAuditSink } from './events/audit-sink.ts'
+import { createAuthnEventPublisher } from './events/publish.ts'
+import { createAuthnGrpcService, UNAUTHENTICATED_METHODS } from './grpc/service.ts'
+import { startJwksServer } from './http/jwks-server.ts'
+import { createKmsClient } from './kms/kms-client.ts'
+import { createEntityStore } from './store/entity-store.ts'
+import { createJtiStore } from './store/jti-store.ts'
+import { REVOCATION_BUCKET, revocationSetOn } from './store/revocation-set.ts'
+import { createTenantStore } from './store/tenant-store.ts'
+
+/** A running authn replica. */
+export interface AuthnApp {
+  /** The gRPC address. */
+  readonly address: ListenAddress
+  /** The JWKS endpoint, `http://host:port`. */
+  readonly jwksUrl: string
+  readonly ops: AuthnOperations
+  /** Stops accepting calls, lets in-flight calls finish, then closes everything in reverse order. */
+  shutdown(): Promise<void>
+}
+
+/** The domain settings of a configuration. */
+export function settingsOf(config: AuthnConfig): AuthnSettings {
+  return {
+    issuer: config.token.issuer,
+    tokenEndpointId: config.token.endpointId,
+    defaultAudience: config.token.defaultAudience,
+    tokenLifetimeSec: config.token.lifetimeSec,
+    maxAssertionLifetimeSec: config.token.maxAssertionLifetimeSec,
+    clockSkewSec: config.token.clockSkewSec,
+    maxAssertionBytes: 8192,
+    operatorTenant: config.auth.operatorTenant,
+    signingKeyCacheMs: config.token.signingKeyCacheMs,
+  }
+}
+
+/** Starts a replica; on failure everything already started is stopped again. */
+export async function startAuthn(config: AuthnConfig, log: Logger): Promise<AuthnApp> {
+  const hooks: Array<{ name: string; run: () => unknown }> = []
+  const onShutdown = (name: string, run: () => unknown) => hooks.push({ name, run })
+  const shutdown = async () => {
+    for (const h of hooks.reverse()) {
+      try {
+        await h.run()
+      } catch (err) {
+        log.warn({ err, step: h.name }, 'shutdown step failed')
+      }
+    }
+    hooks.length = 0
+  }
+  const instanceId = config.instanceId ?? `authn-${hostname()}-${process.pid}`
+  try {
+    const nc = await connectNats({
+      servers: config.nats.servers,
+      name: instanceId,
+      ...(config.nats.tokenFile === undefined ? {} : { token: await readSecretFile(config.nats.tokenFile) }),
+    })
+    onShutdown('nats', () => nc.drain())
+    const replicas = config.nats.replicas
+
+    const audit = await createAuditLog(nc, {
+      source: instanceId,
+      maxPending: config.audit.maxPending,
+      ackTimeoutMs: config.audit.ackTimeoutMs,
+      replicas,
+    })
+    onShutdown('audit', () => audit.close())
+
+    const tenants = await createTenantStore(
+      await KvRepository.open<TenantRecord>(nc, 'authn-tenants', { replicas, history: 5 }),
+    )
+    onShutdown('tenant store', () => tenants.close())
+    const entities = createEntityStore(
+      await KvRepository.open<EntityRecord>(nc, 'authn-entities', { replicas, history: 5 }),
+    )
+    const jti = createJtiStore(
+      await KvRepository.open<{ at: number }>(nc, 'authn-jti', {
+        replicas,
+        ttlMs: jtiTtlMs(config),
+        maxValueBytes: 256,
+      }),
+    )
+    const revocations = await revocationSetOn(
+      await KvRepository.open<RevokedToken>(nc, REVOCATION_BUCKET, {
+        replicas,
+        ttlMs: revocationTtlMs(config),
+        maxValueBytes: 4096,
+      }),
+      { onError: (err) => log.warn({ err }, 'revocation entry unreadable') },
+    )
+    onShutdown('revocations', () => revocations.close())
+
+    const kms = createKmsClient({
+      target: config.kms.target,
+      ...(config.kms.tls === undefined ? {} : { tls: config.kms.tls }),
+      ...(config.kms.tokenFile === undefined ? {} : { token: await readSecretFile(config.kms.tokenFile) }),
+      timeoutMs: config.kms.timeoutMs,
+    })
+    onShutdown('kms client', () => kms.close())
+
+    const ops = createAuthnOperations({
+      tenants,
+      entities,
+      jti,
+      revocations,
+      kms,
+      audit: createAuditSink(audit, systemClock),
+      events: createAuthnEventPublisher(nc),
+      clock: systemClock,
+      random: systemRandom,
+      settings: settingsOf(config),
+      onBackgroundError: (err) => log.warn({ err }, 'event not published'),
+    })
+    // A rotation on another replica must not leave this one signing with a stale kid.
+    const rotations = subscribeEvents<{ tenant: string }>(
+      nc,
+      subjects.eventAllTenants('authn', 'signing-key.rotated'),
+      (e) => ops.signing.invalidate(e.data.tenant),
+    )
+    onShutdown('rotation events', () => rotations.stop())
+
+    const http = await startJwksServer(config.http, ops, log)
+    onShutdown('jwks http', () => http.close())
+
+    const server = createGrpcServer(config.grpc, {
+      log,
+      authenticator: platformServiceAuthenticator(
+        chainAuthenticators(...authenticators(config, ops, revocations, log)),
+        {
+          platformTenant: config.auth.operatorTenant,
+        },
+      ),
+      reflection: [{ descriptorSetPath }],
+    })
+    server.addUnaryService(AuthenticationService, createAuthnGrpcService(ops), {
+      unauthenticated: UNAUTHENTICATED_METHODS,
+    })
+    onShutdown('grpc', () => server.shutdown())
+    const address = await server.listen()
+    return { address, jwksUrl: http.url, ops, shutdown }
+  } catch (err) {
+    await shutdown()
+    throw err
+  }
+}
+
+function authenticators(
+  config: AuthnConfig,
+  ops: AuthnOperations,
+  revocations: { isRevoked(tenant: string, jti: string): boolean },
+  log: Logger,
+): Authenticator[] {
+  const list: Authenticator[] = []
+  if (config.auth.mtls) list.push(devMtlsAuthenticator())
+  if (config.auth.acceptTokens) {
+    list.push(
+      tokenAuthenticator({
+        // In-process: this replica's own published keys, no HTTP round trip.
+        jwks: async (kid): Promise<JWK | undefined> => {
+          const parsed = parseSigningKid(kid)
+          const tenant = parsed === undefined ? undefined : tenantOfSigningKey(parsed.keyId)
+          if (tenant === undefined) return undefined
+          return (await ops.tenantJwks(tenant))?.keys.find((k) => k.kid === kid)
+        },
+        keyTenant: (kid) => {
+          const parsed = parseSigningKid(kid)
+          return parsed === undefined ? undefined : tenantOfSigningKey(parsed.keyId)
+        },
+        issuer: config.token.issuer,
+        audience: config.token.defaultAudience,
+        isRevoked: (t) => revocations.isRevoked(t.tenant, t.jti),
+        clockToleranceSec: config.token.clockSkewSec,
+      }),
+    )
+  }
+  if (config.auth.devTokenFile !== undefined) {
+    log.warn('DEVELOPMENT static token enabled: never use this in production')
+    list.push(
+      devStaticTokenAuthenticator({
+        token: readFileSync(config.auth.devTokenFile, 'utf8').trim(),
+        tenant: config.auth.devTenant,
+        principal: config.auth.devPrincipal,
+        roles: config.auth.devRoles,
+      }),
+    )
+  }
+  return list
+}

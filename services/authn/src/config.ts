@@ -1,0 +1,173 @@
+/**
+ * Authn configuration: defaults < YAML/JSON file (`--config`, `M2MSEC_AUTHN_CONFIG_FILE`) <
+ * environment (`M2MSEC_AUTHN_<SECTION>__<FIELD>`, e.g. `M2MSEC_AUTHN_GRPC__PORT=7003`).
+ * Secrets (tokens, private keys) are only given as file paths.
+ * `node --import tsx services/authn/src/main.ts --help` lists every setting.
+ */
+import { z } from 'zod'
+import { grpcServerConfigSchema, logConfigSchema, telemetryConfigSchema } from '@m2msec/runtime'
+
+/** The authn configuration schema (defaults, descriptions, cross-field rules). */
+export const authnConfigSchema = z
+  .object({
+    profile: z
+      .enum(['development', 'production'])
+      .default('development')
+      .describe('production refuses development credentials and plaintext gRPC'),
+    instanceId: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('this replica in audit records and NATS connection names (default authn-<hostname>-<pid>)'),
+    grpc: grpcServerConfigSchema({ port: 7003 }).prefault({}),
+    http: z
+      .object({
+        host: z.string().min(1).default('127.0.0.1').describe('listen address of the JWKS HTTP endpoint'),
+        port: z
+          .number()
+          .int()
+          .min(0)
+          .max(65535)
+          .default(7080)
+          .describe('port of the JWKS HTTP endpoint (GET /.well-known/jwks.json, /tenants/<t>/jwks.json; 0 = any)'),
+      })
+      .prefault({}),
+    nats: z
+      .object({
+        servers: z.array(z.string().min(1)).min(1).default(['nats://127.0.0.1:4222']).describe('NATS server URLs'),
+        replicas: z
+          .number()
+          .int()
+          .min(1)
+          .max(5)
+          .default(1)
+          .describe('JetStream replicas of buckets and streams (3 in production)'),
+        tokenFile: z.string().optional().describe('file holding a NATS auth token'),
+      })
+      .prefault({}),
+    kms: z
+      .object({
+        target: z.string().min(1).default('127.0.0.1:7001').describe('host:port of the KMS gRPC API'),
+        tls: z
+          .object({
+            caFile: z.string().min(1).describe('CA bundle (PEM) of the KMS server certificate'),
+            certFile: z
+              .string()
+              .min(1)
+              .optional()
+              .describe('authn client certificate (PEM), SAN URI m2msec://_platform/authn, OU=role:service'),
+            keyFile: z.string().min(1).optional().describe('private key (PEM) of certFile'),
+            serverName: z
+              .string()
+              .min(1)
+              .optional()
+              .describe('name expected in the KMS certificate, if not the target host'),
+          })
+          .refine((t) => (t.certFile === undefined) === (t.keyFile === undefined), {
+            message: 'certFile and keyFile go together',
+            path: ['keyFile'],
+          })
+          .optional()
+          .describe('TLS to the KMS; unset = plaintext (loopback development only)'),
+        tokenFile: z
+          .string()
+          .optional()
+          .describe('DEVELOPMENT ONLY: file holding a bearer token for the KMS (instead of an mTLS identity)'),
+        timeoutMs: z.number().int().min(100).default(5_000).describe('deadline of each KMS call'),
+      })
+      .prefault({}),
+    auth: z
+      .object({
+        mtls: z
+          .boolean()
+          .default(false)
+          .describe(
+            'accept client certificates verified against grpc.tls.caFile: SAN URI m2msec://<tenant>/<principal>, OU=role:<name> per role',
+          ),
+        acceptTokens: z
+          .boolean()
+          .default(true)
+          .describe('accept this service’s own access tokens (aud = token.defaultAudience) as credentials'),
+        operatorTenant: z.string().min(1).default('_platform').describe('tenant whose "operator" role manages tenants'),
+        devTokenFile: z
+          .string()
+          .optional()
+          .describe('DEVELOPMENT ONLY: file holding a static bearer token for devPrincipal of devTenant'),
+        devTenant: z.string().default('_platform').describe('DEVELOPMENT ONLY: tenant of the static token'),
+        devPrincipal: z.string().default('dev-operator').describe('DEVELOPMENT ONLY: principal of the static token'),
+        devRoles: z
+          .array(z.string().min(1))
+          .default(['operator'])
+          .describe('DEVELOPMENT ONLY: roles of the static token'),
+      })
+      .prefault({}),
+    token: z
+      .object({
+        issuer: z.string().min(1).default('m2msec-authn').describe('iss of access tokens and server proofs'),
+        endpointId: z
+          .string()
+          .min(1)
+          .default('m2msec-authn-token')
+          .describe('the aud every client assertion must carry (this token endpoint)'),
+        defaultAudience: z
+          .string()
+          .min(1)
+          .default('m2msec')
+          .describe('aud of access tokens whose request names no audience (the platform)'),
+        lifetimeSec: z.number().int().min(30).max(86_400).default(300).describe('access token lifetime'),
+        maxAssertionLifetimeSec: z
+          .number()
+          .int()
+          .min(10)
+          .max(300)
+          .default(300)
+          .describe('longest accepted assertion lifetime (exp - iat)'),
+        clockSkewSec: z.number().int().min(0).max(300).default(30).describe('clock skew tolerated on assertion times'),
+        signingKeyCacheMs: z
+          .number()
+          .int()
+          .min(0)
+          .default(5_000)
+          .describe('how long signing key metadata (primary version, public keys) is cached'),
+      })
+      .prefault({}),
+    audit: z
+      .object({
+        maxPending: z.number().int().min(1).default(10_000).describe('audit records waiting before operations fail'),
+        ackTimeoutMs: z.number().int().min(100).default(5_000).describe('how long an audit write may wait for its ack'),
+      })
+      .prefault({}),
+    log: logConfigSchema.prefault({}),
+    telemetry: telemetryConfigSchema.prefault({}),
+  })
+  .superRefine((c, ctx) => {
+    if (c.auth.mtls && c.grpc.tls?.caFile === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['auth', 'mtls'], message: 'mtls needs grpc.tls with a caFile' })
+    }
+    if (c.profile === 'production') {
+      for (const [path, set] of [
+        [['auth', 'devTokenFile'], c.auth.devTokenFile],
+        [['kms', 'tokenFile'], c.kms.tokenFile],
+      ] as const) {
+        if (set !== undefined) ctx.addIssue({ code: 'custom', path: [...path], message: 'refused in production' })
+      }
+      if (c.grpc.tls === undefined)
+        ctx.addIssue({ code: 'custom', path: ['grpc', 'tls'], message: 'production needs TLS' })
+      if (c.kms.tls?.certFile === undefined) {
+        ctx.addIssue({ code: 'custom', path: ['kms', 'tls'], message: 'production needs mTLS to the KMS' })
+      }
+    }
+  })
+
+/** The parsed authn configuration. */
+export type AuthnConfig = z.output<typeof authnConfigSchema>
+
+/** How long assertion jtis are remembered: longer than any assertion can be accepted. */
+export function jtiTtlMs(c: AuthnConfig): number {
+  return (c.token.maxAssertionLifetimeSec + 2 * c.token.clockSkewSec + 60) * 1000
+}
+
+/** How long revocations are kept: longer than any token lives. */
+export function revocationTtlMs(c: AuthnConfig): number {
+  return (c.token.lifetimeSec + c.token.clockSkewSec + 60) * 1000
+}

@@ -1,0 +1,119 @@
+/**
+ * The authn model: tenants (service providers) with their trust anchors and token signing
+ * key, entities (AEs, CSEs, devices, gateways) and their credentials. Records are what the
+ * stores keep; they never hold key material (symmetric keys live in the KMS, certificates
+ * are public).
+ */
+
+/** Lifecycle state of a tenant. */
+export type TenantState = 'ENABLED' | 'DISABLED'
+
+/** A CA certificate credentials of the tenant must chain to. */
+export interface TrustAnchorRecord {
+  readonly pem: string
+  /** RFC 4514 subject. */
+  readonly subject: string
+  /** base64url SHA-256 of the DER. */
+  readonly sha256: string
+  readonly notAfter: string
+}
+
+/** A tenant as stored. */
+export interface TenantRecord {
+  readonly id: string
+  readonly displayName: string
+  readonly state: TenantState
+  readonly trustAnchors: readonly TrustAnchorRecord[]
+  /** KMS key id of the token signing key (EC_P256_SIGN) in the tenant's KMS scope. */
+  readonly signingKeyId: string
+  /** KMS secure environment of the tenant's keys; '' = the KMS default. */
+  readonly secureEnvironment: string
+  readonly createdAt: string
+  readonly updatedAt: string
+}
+
+/** Kinds of entity (see entity-ids.ts for their id forms). */
+export const ENTITY_KINDS = ['AE', 'CSE', 'DEVICE', 'GATEWAY'] as const
+/** A kind of entity. */
+export type EntityKind = (typeof ENTITY_KINDS)[number]
+/** Lifecycle state of an entity. */
+export type EntityState = 'ENABLED' | 'DISABLED'
+/** Kinds of credential. */
+export type CredentialType = 'SYMMETRIC' | 'CERTIFICATE'
+/** Lifecycle state of a credential. */
+export type CredentialState = 'ACTIVE' | 'REVOKED'
+
+/** A credential as stored (public data and KMS references only). */
+export interface CredentialRecord {
+  /** Unique within the entity: the assertion `kid`. */
+  readonly id: string
+  readonly type: CredentialType
+  readonly state: CredentialState
+  readonly notBefore: string
+  /** Absent = no end. */
+  readonly notAfter?: string
+  /** SYMMETRIC: the HMAC_SHA256 key in the tenant's KMS scope. */
+  readonly kmsKeyId?: string
+  /** SYMMETRIC: true when authn generated the key. */
+  readonly generated?: boolean
+  /** CERTIFICATE: PEM chain, leaf first. */
+  readonly certificateChainPem?: string
+  readonly certificateSubject?: string
+  /** CERTIFICATE: base64url SHA-256 of the leaf DER (`x5t#S256`). */
+  readonly certificateSha256?: string
+  readonly createdAt: string
+  readonly revokedAt?: string
+}
+
+/** An entity as stored, with its credentials. */
+export interface EntityRecord {
+  readonly tenant: string
+  readonly id: string
+  readonly kind: EntityKind
+  readonly state: EntityState
+  readonly roles: readonly string[]
+  readonly labels: Readonly<Record<string, string>>
+  readonly credentials: readonly CredentialRecord[]
+  readonly createdAt: string
+  readonly updatedAt: string
+}
+
+/** The authenticated caller as the domain sees it (structurally a runtime Principal). */
+export interface Caller {
+  readonly tenant: string
+  readonly id: string
+  readonly roles: readonly string[]
+}
+
+/** Manages tenants (only in the platform tenant). */
+export const OPERATOR_ROLE = 'operator'
+/** Manages one tenant's entities, credentials, signing key and tokens. */
+export const ADMIN_ROLE = 'admin'
+/** Platform services acting for a tenant (see platformServiceAuthenticator). */
+export const SERVICE_ROLE = 'service'
+
+/** Tenant ids: DNS-label-like, so never the platform tenant `_platform`. */
+export const TENANT_ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/
+/** Credential ids (assertion `kid`) and KMS key ids. */
+export const CREDENTIAL_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/
+/** Role names. */
+export const ROLE_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/
+
+/** Levels of assurance (1-4) of the credential types. */
+export const LOA: Readonly<Record<CredentialType, number>> = { SYMMETRIC: 2, CERTIFICATE: 3 }
+
+/** Size limits of the registry and the token endpoint. */
+export const LIMITS = {
+  trustAnchors: 16,
+  trustAnchorPemBytes: 8 * 1024,
+  credentialsPerEntity: 16,
+  chainPemBytes: 16 * 1024,
+  chainIntermediates: 4,
+  roles: 16,
+  labels: 32,
+  labelBytes: 256,
+  displayNameBytes: 256,
+  entityIdChars: 256,
+  jwkBytes: 2048,
+  audienceChars: 256,
+} as const

@@ -1,0 +1,250 @@
+/**
+ * IssueToken, the token endpoint: verifies the client's assertion with the credential its
+ * header names, accepts its jti once across all replicas, and returns an access token signed
+ * by the tenant's KMS key together with a server proof (mutual authentication).
+ *
+ * Order matters: stateless checks first (no KMS or store round trip for garbage), then the
+ * signature, and only then the jti claim, so an unauthenticated party can never use up
+ * (or learn about) a legitimate client's jtis. Nothing is stored for a refused assertion.
+ */
+import { verify as verifySignature } from 'node:crypto'
+import { M2msecError, isM2msecError } from '@m2msec/errors'
+import { appendOrFail } from '../audit.ts'
+import { parseAssertion, type ParsedAssertion } from '../assertion.ts'
+import {
+  parseDerCertificates,
+  parsePemCertificates,
+  validateChain,
+  type ValidatedCertificate,
+} from '../certificates.ts'
+import { base32Id } from '../ids.ts'
+import { jwkThumbprint, parsePublicJwk } from '../jwk.ts'
+import {
+  LIMITS,
+  LOA,
+  TENANT_ID_PATTERN,
+  type CredentialRecord,
+  type EntityRecord,
+  type TenantRecord,
+} from '../model.ts'
+import type { AuthnDeps } from '../ports.ts'
+import type { SigningKeys } from '../signing-keys.ts'
+import { ACCESS_TOKEN_TYP, SERVER_PROOF_TYP, serverProofInput } from '../tokens.ts'
+
+/** IssueToken input. */
+export interface IssueTokenInput {
+  readonly tenant: string
+  readonly assertion: string
+  /** '' = the default audience. */
+  readonly audience: string
+  /** '' = no proof-of-possession key. */
+  readonly popPublicJwk: string
+}
+
+/** IssueToken output. */
+export interface IssuedToken {
+  readonly accessToken: string
+  readonly tokenId: string
+  readonly expiresAt: Date
+  readonly loa: number
+  readonly proofType: 'HMAC_SHA256' | 'JWS_ES256'
+  readonly proof: string
+}
+
+const AUDIENCE = /^[\x21-\x7e]{1,256}$/
+
+/**
+ * A refusal that says little to the client (no hint whether the tenant, the entity or the
+ * credential is unknown); the precise reason goes to the audit record only.
+ */
+function refused(reason: string): M2msecError {
+  return new M2msecError(
+    'ERR_TOKEN_INVALID',
+    'invalid assertion: unknown issuer, key or credential, or bad signature',
+    {},
+    {
+      cause: new Error(reason),
+    },
+  )
+}
+
+function usableAt(c: CredentialRecord, now: Date): boolean {
+  if (c.state !== 'ACTIVE') return false
+  if (Date.parse(c.notBefore) > now.getTime()) return false
+  return c.notAfter === undefined || now.getTime() < Date.parse(c.notAfter)
+}
+
+async function validateForToken(
+  chain: Parameters<typeof validateChain>[0],
+  tenant: TenantRecord,
+  entityId: string,
+  now: Date,
+): Promise<ValidatedCertificate> {
+  try {
+    return await validateChain(chain, tenant.trustAnchors, entityId, now)
+  } catch (err) {
+    if (isM2msecError(err) && err.code === 'ERR_INVALID_ARGUMENT') throw refused(`certificate: ${err.message}`)
+    throw err
+  }
+}
+
+/** What the assertion proved: which credential, and how to make the server proof. */
+type Authenticated =
+  { readonly type: 'SYMMETRIC'; readonly kmsKeyId: string } | { readonly type: 'CERTIFICATE'; readonly x5tS256: string }
+
+async function verifyAssertion(
+  deps: AuthnDeps,
+  a: ParsedAssertion,
+  tenant: TenantRecord,
+  entity: EntityRecord,
+  now: Date,
+): Promise<Authenticated> {
+  let certificate: ValidatedCertificate
+  if (a.kid !== undefined) {
+    const cred = entity.credentials.find((c) => c.id === a.kid)
+    if (cred === undefined) throw refused('unknown kid')
+    if (!usableAt(cred, now)) throw refused('credential revoked or outside its validity window')
+    if ((cred.type === 'SYMMETRIC' ? 'HS256' : 'ES256') !== a.alg)
+      throw refused(`alg ${a.alg} does not fit a ${cred.type} credential`)
+    if (cred.type === 'SYMMETRIC') {
+      const keyId = cred.kmsKeyId as string
+      let ok: boolean
+      try {
+        ok = await deps.kms.verifyMac(tenant.id, keyId, a.signingInput, a.signature)
+      } catch (err) {
+        if (isM2msecError(err) && err.status !== 'UNAVAILABLE' && err.status !== 'INTERNAL') {
+          throw refused(`credential key unusable: ${err.code}`)
+        }
+        throw err
+      }
+      if (!ok) throw refused('HS256 signature does not verify')
+      return { type: 'SYMMETRIC', kmsKeyId: keyId }
+    }
+    const chain = parsePemCertificates(cred.certificateChainPem ?? '', 'stored chain')
+    certificate = await validateForToken(chain, tenant, entity.id, now)
+  } else {
+    let chain: ReturnType<typeof parseDerCertificates>
+    try {
+      chain = parseDerCertificates(a.x5c ?? [])
+    } catch {
+      throw refused('x5c is malformed')
+    }
+    certificate = await validateForToken(chain, tenant, entity.id, now)
+  }
+  const valid = verifySignature(
+    'sha256',
+    a.signingInput,
+    { key: certificate.publicKey, dsaEncoding: 'ieee-p1363' },
+    a.signature,
+  )
+  if (!valid) throw refused('ES256 signature does not verify')
+  return { type: 'CERTIFICATE', x5tS256: certificate.sha256 }
+}
+
+async function run(
+  deps: AuthnDeps,
+  signing: SigningKeys,
+  input: IssueTokenInput,
+  a: ParsedAssertion,
+  now: Date,
+): Promise<IssuedToken> {
+  const s = deps.settings
+  const audience = input.audience === '' ? s.defaultAudience : input.audience
+  if (!AUDIENCE.test(audience) || audience.length > LIMITS.audienceChars) {
+    throw new M2msecError('ERR_INVALID_ARGUMENT', 'audience must be 1-256 printable ASCII characters', {
+      field: 'audience',
+    })
+  }
+  let jkt: string | undefined
+  if (input.popPublicJwk !== '') {
+    jkt = await jwkThumbprint(parsePublicJwk(input.popPublicJwk, 'pop_public_jwk'), 'pop_public_jwk')
+  }
+  if (a.cnfJkt !== undefined && a.cnfJkt !== jkt) {
+    throw new M2msecError('ERR_TOKEN_INVALID', 'invalid assertion: cnf.jkt does not match pop_public_jwk')
+  }
+
+  const tenant = TENANT_ID_PATTERN.test(input.tenant) ? (await deps.tenants.get(input.tenant))?.value : undefined
+  if (tenant === undefined || tenant.state !== 'ENABLED') throw refused('unknown or disabled tenant')
+  const entity = (await deps.entities.get(tenant.id, a.sub))?.value
+  if (entity === undefined || entity.tenant !== tenant.id || entity.state !== 'ENABLED') {
+    throw refused('unknown or disabled entity')
+  }
+
+  const auth = await verifyAssertion(deps, a, tenant, entity, now)
+  if (!(await deps.jti.claim(tenant.id, entity.id, a.jti))) {
+    throw new M2msecError('ERR_REPLAY', 'assertion already used (jti)')
+  }
+
+  const tokenId = base32Id(deps.random)
+  const iat = Math.floor(now.getTime() / 1000)
+  const exp = iat + s.tokenLifetimeSec
+  const cnf = jkt !== undefined ? { jkt } : auth.type === 'CERTIFICATE' ? { 'x5t#S256': auth.x5tS256 } : undefined
+  const loa = LOA[auth.type]
+  const claims = {
+    iss: s.issuer,
+    sub: entity.id,
+    aud: audience,
+    tenant: tenant.id,
+    loa,
+    roles: entity.roles,
+    ...(cnf === undefined ? {} : { cnf }),
+    iat,
+    exp,
+    jti: tokenId,
+  }
+  const [accessToken, proof] = await Promise.all([
+    signing.sign(tenant, { typ: ACCESS_TOKEN_TYP }, claims),
+    auth.type === 'SYMMETRIC'
+      ? deps.kms
+          .mac(tenant.id, auth.kmsKeyId, serverProofInput(a.jti, tokenId))
+          .then((mac) => Buffer.from(mac).toString('base64url'))
+      : signing.sign(
+          tenant,
+          { typ: SERVER_PROOF_TYP },
+          { iss: s.issuer, aud: entity.id, ajti: a.jti, tjti: tokenId, iat },
+        ),
+  ])
+  return {
+    accessToken,
+    tokenId,
+    expiresAt: new Date(exp * 1000),
+    loa,
+    proofType: auth.type === 'SYMMETRIC' ? 'HMAC_SHA256' : 'JWS_ES256',
+    proof,
+  }
+}
+
+/**
+ * IssueToken. Every outcome is audited (principal = the assertion's `sub`, or `anonymous`
+ * when it did not parse; a refusal's precise reason in `details.reason`).
+ */
+export async function issueToken(deps: AuthnDeps, signing: SigningKeys, input: IssueTokenInput): Promise<IssuedToken> {
+  const now = deps.clock.now()
+  const base = {
+    tenant: TENANT_ID_PATTERN.test(input.tenant) ? input.tenant : '-',
+    principal: 'anonymous',
+    action: 'authn.IssueToken',
+    resource: 'token',
+  }
+  try {
+    const a = parseAssertion(input.assertion, deps.settings, now)
+    base.principal = a.sub
+    const issued = await run(deps, signing, input, a, now)
+    await appendOrFail(deps, {
+      ...base,
+      resource: `token/${issued.tokenId}`,
+      result: 'ok',
+      details: { loa: issued.loa },
+    })
+    return issued
+  } catch (err) {
+    if (isM2msecError(err) && err.code !== 'ERR_AUDIT_UNAVAILABLE') {
+      const reason = (err.cause instanceof Error ? err.cause.message : err.message).slice(0, 200)
+      const denied = err.status === 'UNAUTHENTICATED' || err.status === 'INVALID_ARGUMENT'
+      await appendOrFail(deps, { ...base, result: denied ? 'denied' : 'error', code: err.code, details: { reason } })
+    } else if (!isM2msecError(err)) {
+      await appendOrFail(deps, { ...base, result: 'error', code: 'ERR_INTERNAL' })
+    }
+    throw err
+  }
+}

@@ -1,0 +1,204 @@
+/**
+ * The ports the authn domain needs. Adapters live in `store/`, `events/` and `kms/`; unit
+ * tests use the in-memory fakes in `test/unit/fakes.ts`.
+ */
+import type { Caller, EntityRecord, TenantRecord } from './model.ts'
+
+/** A value with the store revision it was read at (for compare-and-set updates). */
+export interface Versioned<T> {
+  readonly value: T
+  readonly revision: number
+}
+
+/** A page of a listing; `next` is set when more items follow. */
+export interface Page<T> {
+  readonly items: T[]
+  readonly next?: string
+}
+
+/**
+ * Tenant records. `get` returns undefined for an unknown id. `create` throws
+ * ERR_ALREADY_EXISTS when the id is taken; `update` throws ERR_REVISION_CONFLICT when
+ * `revision` is stale. `list` orders by id. Store failures throw ERR_UNAVAILABLE.
+ */
+export interface TenantStore {
+  get(id: string): Promise<Versioned<TenantRecord> | undefined>
+  create(tenant: TenantRecord): Promise<number>
+  update(tenant: TenantRecord, revision: number): Promise<number>
+  list(page: { limit: number; after?: string }): Promise<Page<TenantRecord>>
+}
+
+/**
+ * Entity records, scoped by tenant: `get` never returns another tenant's entity. Same error
+ * contract as TenantStore. Reads are current (no cache), so a disabled entity is refused by
+ * every replica once the write returned.
+ */
+export interface EntityStore {
+  get(tenant: string, id: string): Promise<Versioned<EntityRecord> | undefined>
+  create(entity: EntityRecord): Promise<number>
+  update(entity: EntityRecord, revision: number): Promise<number>
+  list(tenant: string, page: { limit: number; after?: string }): Promise<Page<EntityRecord>>
+}
+
+/**
+ * Single use of assertion ids across all replicas. `claim` resolves true for the first use of
+ * (tenant, entity, jti) and false for every later one, until the record expires (after at
+ * least the longest assertion lifetime plus twice the clock skew).
+ */
+export interface JtiStore {
+  claim(tenant: string, entityId: string, jti: string): Promise<boolean>
+}
+
+/** A revoked access token. `exp` is its expiry (seconds since the epoch). */
+export interface RevokedToken {
+  readonly tenant: string
+  readonly jti: string
+  readonly exp: number
+  readonly revokedAt: string
+  readonly revokedBy: string
+}
+
+/**
+ * Revoked access tokens, shared by all replicas. `revoke` is idempotent; `isRevoked` answers
+ * from what this replica has seen (a revocation reaches every replica within a second).
+ */
+export interface RevocationStore {
+  revoke(token: RevokedToken): Promise<void>
+  isRevoked(tenant: string, jti: string): boolean
+}
+
+/** One version of a KMS key as authn sees it (public data only). */
+export interface KmsKeyVersion {
+  readonly version: number
+  readonly createdAt: Date
+  /** The public key as JWK JSON (asymmetric keys). */
+  readonly publicJwk?: string
+  readonly destroyed: boolean
+}
+
+/** A KMS key's metadata as authn sees it. */
+export interface KmsKeyInfo {
+  readonly id: string
+  /** KMS algorithm name without prefix: `HMAC_SHA256`, `EC_P256_SIGN`, … */
+  readonly algorithm: string
+  /** KMS state name without prefix: `ENABLED`, `DISABLED`, … */
+  readonly state: string
+  readonly exportable: boolean
+  readonly primaryVersion: number
+  readonly versions: readonly KmsKeyVersion[]
+}
+
+/**
+ * The KMS, used for one tenant at a time (the tenant-scoped KMS sees authn as an admin of
+ * that tenant). Errors are the KMS's M2msecErrors (ERR_KEY_NOT_FOUND, ERR_KEY_DISABLED, …);
+ * ERR_UNAVAILABLE when the KMS cannot be reached.
+ */
+export interface TenantKms {
+  createKey(
+    tenant: string,
+    spec: {
+      keyId?: string
+      algorithm: 'EC_P256_SIGN' | 'HMAC_SHA256'
+      exportable: boolean
+      purpose: string
+      labels: Readonly<Record<string, string>>
+      secureEnvironment: string
+    },
+  ): Promise<KmsKeyInfo>
+  importHmacKey(
+    tenant: string,
+    spec: { wrappedKey: string; unwrappingKeyId: string; purpose: string; labels: Readonly<Record<string, string>> },
+  ): Promise<KmsKeyInfo>
+  getKey(tenant: string, keyId: string): Promise<KmsKeyInfo>
+  rotateKey(tenant: string, keyId: string): Promise<KmsKeyInfo>
+  /** ES256 signature (r||s, 64 bytes) with the primary version, and that version. */
+  sign(tenant: string, keyId: string, message: Uint8Array): Promise<{ signature: Uint8Array; version: number }>
+  mac(tenant: string, keyId: string, data: Uint8Array): Promise<Uint8Array>
+  verifyMac(tenant: string, keyId: string, data: Uint8Array, mac: Uint8Array): Promise<boolean>
+  /** JWE (ECDH-ES+A256KW, A256GCM) of the key's primary version for a P-256 public JWK. */
+  wrapKeyForJwk(tenant: string, keyId: string, publicJwk: string): Promise<string>
+}
+
+/** One audit record. Never carries key material, assertions or tokens. */
+export interface AuditEntry {
+  readonly tenant: string
+  readonly principal: string
+  readonly action: string
+  readonly resource: string
+  readonly result: 'ok' | 'denied' | 'error'
+  readonly code?: string
+  readonly details?: Readonly<Record<string, string | number | boolean>>
+}
+
+/** Resolves once the record is durable; rejects with ERR_AUDIT_UNAVAILABLE otherwise. */
+export interface AuditSink {
+  append(entry: AuditEntry): Promise<void>
+}
+
+/** Domain events for other replicas and services (best effort, after the write). */
+export type AuthnEvent =
+  | { readonly type: 'tenant.created' | 'tenant.disabled'; readonly tenant: string }
+  | { readonly type: 'entity.registered' | 'entity.disabled'; readonly tenant: string; readonly entityId: string }
+  | {
+      readonly type: 'credential.added' | 'credential.revoked'
+      readonly tenant: string
+      readonly entityId: string
+      readonly credentialId: string
+    }
+  | { readonly type: 'token.revoked'; readonly tenant: string; readonly jti: string; readonly exp: number }
+  | { readonly type: 'signing-key.rotated'; readonly tenant: string; readonly keyId: string; readonly version: number }
+
+/** Publishes domain events. */
+export interface AuthnEvents {
+  publish(event: AuthnEvent): Promise<void>
+}
+
+/** The current time (injected). */
+export interface Clock {
+  now(): Date
+}
+/** Cryptographically secure random bytes (injected). */
+export interface Random {
+  bytes(n: number): Uint8Array
+}
+
+/** Settings the domain needs (from the service configuration). */
+export interface AuthnSettings {
+  /** `iss` of access tokens and server proofs. */
+  readonly issuer: string
+  /** The `aud` every assertion must carry. */
+  readonly tokenEndpointId: string
+  /** `aud` of access tokens when the request names none. */
+  readonly defaultAudience: string
+  /** Access token lifetime, seconds. */
+  readonly tokenLifetimeSec: number
+  /** Longest accepted assertion lifetime (exp - iat), seconds; at most 300. */
+  readonly maxAssertionLifetimeSec: number
+  /** Clock skew tolerated on assertion times, seconds. */
+  readonly clockSkewSec: number
+  /** Largest accepted assertion, bytes. */
+  readonly maxAssertionBytes: number
+  /** Tenant of platform operators. */
+  readonly operatorTenant: string
+  /** How long signing key metadata is cached, ms. */
+  readonly signingKeyCacheMs: number
+}
+
+/** Everything an operation may use. */
+export interface AuthnDeps {
+  readonly tenants: TenantStore
+  readonly entities: EntityStore
+  readonly jti: JtiStore
+  readonly revocations: RevocationStore
+  readonly kms: TenantKms
+  readonly audit: AuditSink
+  readonly events: AuthnEvents
+  readonly clock: Clock
+  readonly random: Random
+  readonly settings: AuthnSettings
+  /** Logged, never thrown: event publishing failures. */
+  readonly onBackgroundError?: (err: unknown) => void
+}
+
+/** The authenticated caller (see model.ts). */
+export type { Caller }

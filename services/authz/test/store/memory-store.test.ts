@@ -1,0 +1,4 @@
+import { createMemoryPolicyStore } from './memory-store.ts'
+import { runPolicyStoreContract } from './store-contract.ts'
+
+runPolicyStoreContract('memory', async () => createMemoryPolicyStore())
