@@ -8,13 +8,19 @@ import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import { generateKeyPairSync, verify as nodeVerify, createPublicKey } from 'node:crypto'
 import { promisify } from 'node:util'
+import { Worker } from 'node:worker_threads'
 import { after, before, describe, it } from 'node:test'
+import pkcs11js from 'pkcs11js'
 import type { SoftHsmToken } from '@m2msec/testkit'
 import { startSoftHsm } from '@m2msec/testkit'
+import { mapError } from '../../src/se/pkcs11/errors.ts'
 import { create } from '../../src/se/pkcs11/index.ts'
+import { libraryState } from '../../src/se/pkcs11/library.ts'
 import { runSecureEnvironmentSuite } from './conformance.ts'
 
 const run = promisify(execFile)
+
+type Se = Awaited<ReturnType<typeof create>>
 
 let token: SoftHsmToken
 before(async () => {
@@ -138,6 +144,123 @@ describe('pkcs11 SE: several workers', () => {
     } finally {
       await se.close()
     }
+  })
+})
+
+describe('pkcs11 SE: one library, several SEs', () => {
+  it('SEs started and closed concurrently share C_Initialize and C_Finalize safely', async () => {
+    const options = { modulePath: token.modulePath, tokenLabel: token.tokenLabel, pin: token.pin, workers: 2 }
+    const signAll = async (ses: readonly Se[], key: { ref: string; algorithm: 'EC_P256_SIGN' }) => {
+      const signatures = await Promise.all(
+        ses.flatMap((se) => Array.from({ length: 20 }, () => se.sign(key, new Uint8Array(3)))),
+      )
+      for (const s of signatures) assert.equal(s.length, 64)
+    }
+    // No SE of this file is open here, so the library is finalised: four workers of two SEs
+    // initialise it at once.
+    const [a, b] = await Promise.all([create('a', options), create('b', options)])
+    let c: Se | undefined
+    try {
+      const { ref } = await a.generateKey({ algorithm: 'EC_P256_SIGN', label: 'library' })
+      const key = { ref, algorithm: 'EC_P256_SIGN' as const }
+      await signAll([a, b], key)
+      // A closes (B still uses the library, so nobody may C_Finalize) while C starts.
+      ;[, c] = await Promise.all([a.close(), create('c', options)])
+      await signAll([b, c], key)
+      await c.destroyKey(key)
+    } finally {
+      await Promise.all([a.close(), b.close(), c?.close()])
+    }
+  })
+
+  it('threads that initialise and finalise the library in lockstep never see each other (library.ts)', async () => {
+    // SoftHSM's C_Initialize is not thread-safe: without the shared lock, threads released by
+    // one barrier into C_Initialize all get CKR_OK and replace each other's slot and session
+    // managers (CKR_SLOT_ID_INVALID, CKR_GENERAL_ERROR, invalid sessions).
+    const threads = 4
+    const cycles = 60
+    const barrier = new SharedArrayBuffer(8)
+    const source = `
+      const { parentPort, workerData: d } = require('node:worker_threads')
+      function barrier() {
+        const b = new Int32Array(d.barrier)
+        const generation = Atomics.load(b, 1)
+        if (Atomics.add(b, 0, 1) === d.threads - 1) {
+          Atomics.store(b, 0, 0)
+          Atomics.add(b, 1, 1)
+          Atomics.notify(b, 1)
+        } else {
+          while (Atomics.load(b, 1) === generation) Atomics.wait(b, 1, generation)
+        }
+      }
+      import(d.tsx).then((m) => { m.register(); return Promise.all([import(d.pkcs11js), import(d.libraryTs)]) })
+        .then(([{ default: P }, lib]) => {
+          const p11 = new P.PKCS11()
+          p11.load(d.modulePath)
+          const failures = []
+          for (let i = 0; i < d.cycles; i++) {
+            barrier()
+            let acquired = false
+            try {
+              lib.acquireLibrary(p11, d.library)
+              acquired = true
+              const slot = p11.C_GetSlotList(true).find((s) => p11.C_GetTokenInfo(s).label.trim() === d.tokenLabel)
+              if (slot === undefined) throw new Error('token not found')
+              const session = p11.C_OpenSession(slot, P.CKF_SERIAL_SESSION | P.CKF_RW_SESSION)
+              p11.C_GetMechanismList(slot)
+              p11.C_GetSessionInfo(session)
+              p11.C_CloseSession(session)
+            } catch (err) {
+              failures.push(String(err.method ?? '') + ' ' + String(err.message))
+            }
+            barrier()
+            if (acquired) lib.releaseLibrary(p11, d.library)
+          }
+          parentPort.postMessage(failures)
+        })
+        .catch((err) => parentPort.postMessage(['worker: ' + String(err)]))
+    `
+    const workerData = {
+      barrier,
+      threads,
+      cycles,
+      tsx: import.meta.resolve('tsx/esm/api'),
+      pkcs11js: import.meta.resolve('pkcs11js'),
+      libraryTs: new URL('../../src/se/pkcs11/library.ts', import.meta.url).href,
+      library: libraryState(token.modulePath),
+      modulePath: token.modulePath,
+      tokenLabel: token.tokenLabel,
+    }
+    const results = await Promise.all(
+      Array.from(
+        { length: threads },
+        () =>
+          new Promise<string[]>((resolve, reject) => {
+            const worker = new Worker(source, { eval: true, workerData })
+            worker.once('message', (failures: string[]) => {
+              resolve(failures)
+              void worker.terminate()
+            })
+            worker.once('error', reject)
+          }),
+      ),
+    )
+    assert.deepEqual(results.flat(), [])
+  })
+
+  it('an unexpected CKR becomes ERR_INTERNAL naming the PKCS#11 function and the CKR', () => {
+    const raw = new pkcs11js.Pkcs11Error('CKR_SLOT_ID_INVALID:3', 3, 'C_GetMechanismList')
+    const err = mapError(raw)
+    assert.ok(err instanceof Error)
+    assert.equal((err as { code?: string }).code, 'ERR_INTERNAL')
+    assert.match(err.message, /C_GetMechanismList returned CKR_SLOT_ID_INVALID/)
+    assert.deepEqual((err as { details?: unknown }).details, {
+      ckr: 'CKR_SLOT_ID_INVALID',
+      function: 'C_GetMechanismList',
+    })
+    const session = mapError(new pkcs11js.Pkcs11Error('CKR_SESSION_CLOSED:176', 176, 'C_Sign')) as Error
+    assert.equal((session as { code?: string }).code, 'ERR_SE_UNAVAILABLE')
+    assert.match(session.message, /C_Sign returned CKR_SESSION_CLOSED/)
   })
 })
 

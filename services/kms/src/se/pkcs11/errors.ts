@@ -50,28 +50,44 @@ export function ckrName(err: unknown): string {
   return err instanceof Error ? err.message.slice(0, 64) : 'unknown'
 }
 
-/** PKCS#11 errors to M2msecErrors; M2msecErrors and other errors pass through. */
+/**
+ * The PKCS#11 function that failed (`C_Sign`), from the pkcs11js error or, failing that, the
+ * stack frame of the pkcs11js wrapper; 'C_?' when neither names one.
+ */
+export function ckrFunction(err: unknown): string {
+  if (!(err instanceof Error)) return 'C_?'
+  const method = (err as { method?: unknown }).method
+  if (typeof method === 'string' && /^C_\w+$/.test(method)) return method
+  return /\bPKCS11\.(C_\w+)/.exec(err.stack ?? '')?.[1] ?? 'C_?'
+}
+
+/** `C_Sign returned CKR_X` plus the same as details: no arguments, so no secrets. */
+function describe(err: unknown): { text: string; details: { ckr: string; function: string } } {
+  const details = { ckr: ckrName(err), function: ckrFunction(err) }
+  return { text: `${details.function} returned ${details.ckr}`, details }
+}
+
+/**
+ * PKCS#11 errors to M2msecErrors; M2msecErrors and other errors pass through. Every mapped
+ * error names the PKCS#11 function and CKR (message and details) for the logs.
+ */
 export function mapError(err: unknown): unknown {
   if (err instanceof M2msecError) return err
   const code = ckrCode(err)
   if (code === undefined) return err
+  const { text, details } = describe(err)
   if (KEY_TYPE_ERRORS.has(code)) {
-    return new M2msecError('ERR_KEY_TYPE_MISMATCH', 'the key does not permit this operation', { ckr: ckrName(err) })
+    return new M2msecError('ERR_KEY_TYPE_MISMATCH', `the key does not permit this operation (${text})`, details)
   }
   if (code === P.CKR_KEY_UNEXTRACTABLE || code === P.CKR_KEY_NOT_WRAPPABLE) {
-    return new M2msecError('ERR_EXPORT_DENIED', 'the token refuses to wrap this key', { ckr: ckrName(err) })
+    return new M2msecError('ERR_EXPORT_DENIED', `the token refuses to wrap this key (${text})`, details)
   }
   if (code === P.CKR_MECHANISM_INVALID || code === P.CKR_MECHANISM_PARAM_INVALID) {
-    return new M2msecError('ERR_SE_NOT_SUPPORTED', 'the token does not support this mechanism', { ckr: ckrName(err) })
+    return new M2msecError('ERR_SE_NOT_SUPPORTED', `the token does not support this mechanism (${text})`, details)
   }
   if (SESSION_ERRORS.has(code) || code === P.CKR_DEVICE_MEMORY || code === P.CKR_HOST_MEMORY) {
-    return new M2msecError(
-      'ERR_SE_UNAVAILABLE',
-      'the PKCS#11 token is not usable',
-      { ckr: ckrName(err) },
-      { cause: err },
-    )
+    return new M2msecError('ERR_SE_UNAVAILABLE', `the PKCS#11 token is not usable (${text})`, details, { cause: err })
   }
   if (HANDLE_ERRORS.has(code)) return unknownRef()
-  return new M2msecError('ERR_INTERNAL', `PKCS#11 call failed: ${ckrName(err)}`, { ckr: ckrName(err) }, { cause: err })
+  return new M2msecError('ERR_INTERNAL', `unexpected PKCS#11 result: ${text}`, details, { cause: err })
 }

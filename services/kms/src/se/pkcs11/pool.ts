@@ -4,7 +4,8 @@
  * fails its pending calls with ERR_SE_UNAVAILABLE and takes no more calls.
  *
  * The PKCS#11 library is process-global: C_Initialize is shared by every worker of every
- * pkcs11 SE in the process, so only the last worker to close calls C_Finalize.
+ * pkcs11 SE in the process. Workers run it and C_Finalize under a lock they share, and only
+ * the last worker of the library to close calls C_Finalize (library.ts).
  */
 import { Worker } from 'node:worker_threads'
 import { M2msecError } from '@m2msec/errors'
@@ -17,10 +18,11 @@ import type {
   TokenMethod,
   WorkerConfig,
 } from './protocol.ts'
+import { libraryState } from './library.ts'
 import type { TokenInfo } from './token.ts'
 
-/** Live workers per module path in this process (decides who may C_Finalize). */
-const liveWorkers = new Map<string, number>()
+/** What a pool is started with: the worker configuration without the shared library state. */
+export type PoolConfig = Omit<WorkerConfig, 'library'>
 
 interface Pending {
   readonly resolve: (value: unknown) => void
@@ -113,18 +115,16 @@ function spawn(config: WorkerConfig): Promise<{ worker: Worker; info: TokenInfo 
  * ```
  */
 export class WorkerPool {
-  readonly #config: WorkerConfig
   readonly #slots: Slot[] = []
   #nextId = 1
   #closed = false
 
-  private constructor(config: WorkerConfig) {
-    this.#config = config
-  }
+  private constructor() {}
 
   /** Starts `size` workers; fails (and stops them) if any cannot open the token. */
-  static async start(config: WorkerConfig, size: number): Promise<{ pool: WorkerPool; info: TokenInfo }> {
-    const pool = new WorkerPool(config)
+  static async start(options: PoolConfig, size: number): Promise<{ pool: WorkerPool; info: TokenInfo }> {
+    const config: WorkerConfig = { ...options, library: libraryState(options.modulePath) }
+    const pool = new WorkerPool()
     const started = await Promise.allSettled(Array.from({ length: size }, () => spawn(config)))
     for (const s of started) if (s.status === 'fulfilled') pool.#adopt(s.value.worker)
     const failure = started.find((s) => s.status === 'rejected')
@@ -156,20 +156,18 @@ export class WorkerPool {
     this.#closed = true
     for (const slot of this.#slots) {
       if (slot.dead) continue
-      const remaining = (liveWorkers.get(this.#config.modulePath) ?? 1) - 1
       try {
-        await this.#send(slot, 'close', [remaining === 0])
+        await this.#send(slot, 'close', [])
       } catch {
         // The worker is going away either way.
       }
-      this.#retire(slot)
+      slot.dead = true
       await slot.worker.terminate()
     }
   }
 
   #adopt(worker: Worker): Slot {
     const slot: Slot = { worker, pending: new Map(), outbox: [], dead: false }
-    liveWorkers.set(this.#config.modulePath, (liveWorkers.get(this.#config.modulePath) ?? 0) + 1)
     worker.on('message', (replies: readonly ReplyMessage[]) => {
       for (const reply of replies) {
         const p = slot.pending.get(reply.id)
@@ -180,7 +178,7 @@ export class WorkerPool {
       }
     })
     const fail = (): void => {
-      this.#retire(slot)
+      slot.dead = true
       for (const p of slot.pending.values())
         p.reject(new M2msecError('ERR_SE_UNAVAILABLE', 'the PKCS#11 worker stopped'))
       slot.pending.clear()
@@ -189,12 +187,6 @@ export class WorkerPool {
     worker.on('exit', fail)
     this.#slots.push(slot)
     return slot
-  }
-
-  #retire(slot: Slot): void {
-    if (slot.dead) return
-    slot.dead = true
-    liveWorkers.set(this.#config.modulePath, Math.max(0, (liveWorkers.get(this.#config.modulePath) ?? 1) - 1))
   }
 
   #pick(): Slot {

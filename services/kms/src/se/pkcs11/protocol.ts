@@ -30,7 +30,7 @@ export type WorkerConfig = TokenConfig
 /**
  * Main → worker: calls are sent in batches (an array of these), one batch per main-thread
  * tick, and answered with one array of {@link ReplyMessage}s: under load this saves a thread
- * wake-up per call. `close` takes one argument: whether to C_Finalize.
+ * wake-up per call. `close` takes no arguments (the worker decides on C_Finalize, library.ts).
  */
 export interface CallMessage {
   readonly id: number

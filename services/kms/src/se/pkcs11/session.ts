@@ -6,15 +6,16 @@
 import pkcs11js from 'pkcs11js'
 import { M2msecError } from '@m2msec/errors'
 import { ckrCode, ckrName } from './errors.ts'
+import { acquireLibrary } from './library.ts'
 
 const P = pkcs11js
 type Handle = pkcs11js.Handle
 
 /**
- * Loads and initialises the module. C_Initialize is process-wide: a second SE or worker in the
- * same process gets CKR_CRYPTOKI_ALREADY_INITIALIZED, which is fine.
+ * Loads the module and initialises it for one more user (library.ts): C_Initialize is
+ * process-wide and runs under a lock shared by every worker of the library.
  */
-export function loadModule(modulePath: string): pkcs11js.PKCS11 {
+export function loadModule(modulePath: string, library: SharedArrayBuffer): pkcs11js.PKCS11 {
   const p11 = new P.PKCS11()
   try {
     p11.load(modulePath)
@@ -26,13 +27,7 @@ export function loadModule(modulePath: string): pkcs11js.PKCS11 {
       { cause: err },
     )
   }
-  try {
-    p11.C_Initialize({ flags: P.CKF_OS_LOCKING_OK })
-  } catch (err) {
-    if (ckrCode(err) !== P.CKR_CRYPTOKI_ALREADY_INITIALIZED) {
-      throw new M2msecError('ERR_SE_UNAVAILABLE', 'C_Initialize failed', { ckr: ckrName(err) }, { cause: err })
-    }
-  }
+  acquireLibrary(p11, library)
   return p11
 }
 
@@ -65,7 +60,12 @@ export function openSession(p11: pkcs11js.PKCS11, slot: Handle, pin: string): Ha
     if (code === P.CKR_PIN_INCORRECT || code === P.CKR_PIN_LEN_RANGE) {
       throw new M2msecError('ERR_CONFIG_INVALID', 'the PKCS#11 token rejected the configured PIN', { field: 'pinFile' })
     }
-    throw new M2msecError('ERR_SE_UNAVAILABLE', 'C_Login failed', { ckr: ckrName(err) }, { cause: err })
+    throw new M2msecError(
+      'ERR_SE_UNAVAILABLE',
+      `PKCS#11 C_Login returned ${ckrName(err)}`,
+      { ckr: ckrName(err), function: 'C_Login' },
+      { cause: err },
+    )
   }
   return session
 }

@@ -7,6 +7,7 @@
  * `p11.<hex K id>.<hex KEK id>.<base64url(iv | ciphertext | tag)>`.
  */
 import { createHash, randomBytes } from 'node:crypto'
+import { randomIv } from '../iv-pool.ts'
 import pkcs11js from 'pkcs11js'
 import { M2msecError, invalidArgument } from '@m2msec/errors'
 import { milenage as runMilenage } from '@m2msec/crypto'
@@ -63,6 +64,7 @@ import {
   refOf,
   tryParseRef,
 } from './refs.ts'
+import { releaseLibrary } from './library.ts'
 import { findSlot, loadModule, openSession } from './session.ts'
 import type { ObjectIdentity, SecretKind } from './templates.ts'
 import {
@@ -85,6 +87,8 @@ export interface TokenConfig {
   readonly pin: string
   /** Object handles cached per CKA_ID (default 10 000). */
   readonly handleCacheSize?: number
+  /** C_Initialize lock and user count shared by every worker of the module (`libraryState` in library.ts). */
+  readonly library: SharedArrayBuffer
 }
 
 /** What the token offers, reported once at start. */
@@ -143,6 +147,7 @@ export class Pkcs11Token {
   #session: Handle
   #opcKek: { id: Buffer; handle: Handle } | undefined
   #wrappable = new Set<KeyAlgorithm>()
+  #mechanisms: readonly number[] = []
 
   private constructor(p11: pkcs11js.PKCS11, config: TokenConfig, slot: Handle, session: Handle) {
     this.#p11 = p11
@@ -152,38 +157,41 @@ export class Pkcs11Token {
     this.#handles = new Lru(config.handleCacheSize ?? 10_000)
   }
 
-  /** Loads the module, initialises it (shared per process), finds the token and logs in. */
+  /**
+   * Loads the module, initialises it (shared per process), finds the token and logs in.
+   * PKCS#11 errors are mapped (errors.ts), so a failed start names the function and CKR.
+   */
   static open(config: TokenConfig): Pkcs11Token {
-    const p11 = loadModule(config.modulePath)
-    const slot = findSlot(p11, config.tokenLabel)
-    const token = new Pkcs11Token(p11, config, slot, openSession(p11, slot, config.pin))
-    token.#wrappable = token.#probeWrappable()
-    return token
+    const p11 = loadModule(config.modulePath, config.library)
+    let session: Handle | undefined
+    try {
+      const slot = findSlot(p11, config.tokenLabel)
+      session = openSession(p11, slot, config.pin)
+      const token = new Pkcs11Token(p11, config, slot, session)
+      token.#mechanisms = p11.C_GetMechanismList(slot)
+      token.#wrappable = token.#probeWrappable()
+      return token
+    } catch (err) {
+      if (session !== undefined) closeQuietly(p11, session)
+      releaseLibrary(p11, config.library)
+      throw mapError(err)
+    }
   }
 
   /** Mechanisms and wrap support, for the SE's published capabilities. */
   info(): TokenInfo {
-    return { mechanisms: this.#p11.C_GetMechanismList(this.#slot), wrappable: [...this.#wrappable] }
+    return { mechanisms: [...this.#mechanisms], wrappable: [...this.#wrappable] }
   }
 
   /**
-   * Closes the session. `finalize` only for the last user of the module in this process:
-   * C_Finalize would pull the library out from under every other session.
+   * Closes the session and drops this worker's use of the module: the last user in this
+   * process calls C_Finalize (library.ts), never earlier, as that would pull the library
+   * out from under every other session.
    */
-  close(finalize: boolean): void {
-    try {
-      this.#p11.C_CloseSession(this.#session)
-    } catch {
-      // The session may already be gone with the token; nothing left to release.
-    }
-    if (finalize) {
-      try {
-        this.#p11.C_Finalize()
-      } catch {
-        // Already finalised.
-      }
-    }
+  close(): void {
+    closeQuietly(this.#p11, this.#session)
     this.#handles.clear()
+    releaseLibrary(this.#p11, this.#config.library)
   }
 
   generate(spec: KeySpec): CreatedKey {
@@ -262,7 +270,7 @@ export class Pkcs11Token {
   encrypt(key: SeKeyHandle, plaintext: Uint8Array, aad: Uint8Array): SealedData {
     return this.#run(() => {
       const k = this.#resolve(key, 'encrypt')
-      const iv = randomBytes(GCM_IV_LENGTH)
+      const iv = randomIv(GCM_IV_LENGTH)
       this.#p11.C_EncryptInit(this.#session, gcm(iv, aad), k.handle)
       const out = this.#p11.C_Encrypt(this.#session, input(plaintext), Buffer.alloc(plaintext.length + GCM_TAG_LENGTH))
       return {
@@ -479,11 +487,7 @@ export class Pkcs11Token {
   }
 
   #reopen(): void {
-    try {
-      this.#p11.C_CloseSession(this.#session)
-    } catch {
-      // Already gone.
-    }
+    closeQuietly(this.#p11, this.#session)
     this.#handles.clear()
     this.#opcKek = undefined
     try {
@@ -546,7 +550,7 @@ export class Pkcs11Token {
       ...secretTemplate('MILENAGE_K', who, false),
       { type: P.CKA_VALUE, value: view(kOpc.subarray(0, 16)) },
     ])
-    const iv = randomBytes(GCM_IV_LENGTH)
+    const iv = randomIv(GCM_IV_LENGTH)
     this.#p11.C_EncryptInit(this.#session, gcm(iv, Buffer.concat([OPC_AAD_PREFIX, who.id])), kek.handle)
     const sealed = this.#p11.C_Encrypt(this.#session, view(kOpc.subarray(16, 32)), Buffer.alloc(16 + GCM_TAG_LENGTH))
     return { ref: milenageRefOf(who.id, kek.id, Buffer.concat([iv, sealed])) }
@@ -789,7 +793,7 @@ export class Pkcs11Token {
 
   /** Which asymmetric algorithms this token can wrap out (probed with session keys at start). */
   #probeWrappable(): Set<KeyAlgorithm> {
-    const mechanisms = new Set(this.#p11.C_GetMechanismList(this.#slot))
+    const mechanisms = new Set(this.#mechanisms)
     const out = new Set<KeyAlgorithm>()
     if (!mechanisms.has(P.CKM_AES_KEY_WRAP_PAD) || !mechanisms.has(P.CKM_AES_KEY_WRAP)) return out
     out.add('AES_256_GCM')
@@ -845,6 +849,14 @@ function ephemeralTemplate(kind: 'CEK_IN' | 'ECDH_Z'): pkcs11js.Template {
     { id: Buffer.alloc(0), label: 'm2msec/ephemeral', token: false },
     kind === 'ECDH_Z',
   ).filter((a) => a.type !== P.CKA_MODIFIABLE)
+}
+
+function closeQuietly(p11: pkcs11js.PKCS11, session: Handle): void {
+  try {
+    p11.C_CloseSession(session)
+  } catch {
+    // The session may already be gone with the token; nothing left to release.
+  }
 }
 
 function gcm(iv: Buffer, aad: Uint8Array): pkcs11js.Mechanism {

@@ -5,10 +5,14 @@
  */
 import { parentPort, workerData } from 'node:worker_threads'
 import { isM2msecError } from '@m2msec/errors'
+import { mapError } from './errors.ts'
 import type { CallMessage, ReplyMessage, SerializedError, StartMessage, WorkerConfig } from './protocol.ts'
 import { Pkcs11Token } from './token.ts'
 
-function serialize(err: unknown): SerializedError {
+function serialize(thrown: unknown): SerializedError {
+  // A PKCS#11 error that escaped the token's own mapping still becomes a typed error naming
+  // the function and CKR.
+  const err = mapError(thrown)
   if (isM2msecError(err)) return { code: err.code, message: err.message, details: err.details }
   // Not an M2msecError: a bug. Name and message say what broke; they carry no key material.
   const e = err instanceof Error ? err : new Error(String(err))
@@ -44,7 +48,7 @@ async function handle(msg: CallMessage): Promise<ReplyMessage> {
   try {
     if (token === undefined) throw new Error('token not open')
     if (msg.method === 'close') {
-      token.close(msg.args[0] === true)
+      token.close()
       token = undefined
       return { id: msg.id, ok: true, value: undefined }
     }
