@@ -40,6 +40,7 @@ export default tseslint.config(
       'libs/acp/src/**/*.ts',
       'libs/crypto/src/**/*.ts',
       'libs/groupkeys/src/**/*.ts',
+      'libs/gba/src/**/*.ts',
     ],
     rules: {
       'no-restricted-imports': [
