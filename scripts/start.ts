@@ -46,6 +46,7 @@ const SERVICES: ReadonlyArray<{
     api: 'm2msec.kms.v1.KeyManagement',
     env: () => ({
       M2MSEC_KMS_AUTH__DEV_ADMIN_TOKEN_FILE: join(dataDir, 'dev-admin.token'),
+      ...acceptAuthnTokens('KMS'),
       M2MSEC_KMS_SECURE_ENVIRONMENTS: JSON.stringify([
         {
           name: 'software',
@@ -59,15 +60,19 @@ const SERVICES: ReadonlyArray<{
     name: 'authz',
     port: 7002,
     api: 'm2msec.authz.v1.Authorization',
-    env: () => ({ M2MSEC_AUTHZ_AUTH__DEV_ADMIN_TOKEN_FILE: join(dataDir, 'dev-admin.token') }),
+    env: () => ({
+      M2MSEC_AUTHZ_AUTH__DEV_ADMIN_TOKEN_FILE: join(dataDir, 'dev-admin.token'),
+      ...acceptAuthnTokens('AUTHZ'),
+    }),
   },
   {
     name: 'authn',
     port: 7003,
-    api: 'm2msec.authn.v1.Authentication (JWKS on http://127.0.0.1:7080)',
+    api: 'm2msec.authn.v1.Authentication',
     // Development: authn reaches the KMS with the development admin token (tenant demo only);
     // in production it uses an mTLS identity m2msec://_platform/authn (see services/authn/README.md).
     env: (ports) => ({
+      M2MSEC_AUTHN_HTTP__PORT: String(jwksPort),
       M2MSEC_AUTHN_KMS__TARGET: `127.0.0.1:${ports.kms ?? 7001}`,
       M2MSEC_AUTHN_KMS__TOKEN_FILE: join(dataDir, 'dev-admin.token'),
       // The same development token is the platform operator in authn (manages tenants).
@@ -75,6 +80,19 @@ const SERVICES: ReadonlyArray<{
     }),
   },
 ]
+
+/**
+ * The KMS and authz accept authn's access tokens: keys from its JWKS (authn serves it on
+ * `jwksPort`; it starts after them, which is fine as verifiers fetch keys on first use), and
+ * its default issuer and audience.
+ */
+function acceptAuthnTokens(service: 'KMS' | 'AUTHZ'): Record<string, string> {
+  return {
+    [`M2MSEC_${service}_AUTH__TOKENS__JWKS_URL`]: `http://127.0.0.1:${jwksPort}/.well-known/jwks.json`,
+    [`M2MSEC_${service}_AUTH__TOKENS__ISSUER`]: 'm2msec-authn',
+    [`M2MSEC_${service}_AUTH__TOKENS__AUDIENCE`]: 'm2msec',
+  }
+}
 
 const dataDir = resolve(args['data-dir'])
 if (args.reset) rmSync(dataDir, { recursive: true, force: true })
@@ -176,6 +194,7 @@ async function waitForPort(port: number, what: string, timeoutMs = 30_000): Prom
 const natsPort = await pickPort(4222)
 run('nats', 'nats-server', ['-js', '-a', '127.0.0.1', '-p', String(natsPort), '-sd', join(dataDir, 'nats')])
 await waitForPort(natsPort, 'nats-server')
+const jwksPort = await pickPort(7080)
 
 const adminTokenFile = secretFile('dev-admin.token', () => randomBytes(24).toString('base64url'))
 
@@ -198,9 +217,11 @@ m2msec is running (development profile; state in ${dataDir}).
 
   nats-server (JetStream)  nats://127.0.0.1:${natsPort}
 ${started.map((s) => `  ${s.name.padEnd(24)} grpc://127.0.0.1:${s.port}  ${s.api}`).join('\n')}
+  ${'authn JWKS'.padEnd(24)} http://127.0.0.1:${jwksPort}/.well-known/jwks.json
 
 Development token (kms, authz: tenant "demo", principal "dev-admin", role admin; authn: the platform operator):
   ${adminTokenFile}
+kms and authz also accept access tokens from authn (IssueToken), see README "Tokens from authn".
 Try it (see README "Calling the KMS"):
   node --import tsx examples/kms-client.ts 127.0.0.1:${started[0]?.port ?? 7001}
   grpcurl -plaintext -H "authorization: Bearer $(cat ${adminTokenFile})" 127.0.0.1:${started[0]?.port ?? 7001} list

@@ -61,6 +61,12 @@ test('npm start serves the KMS, the README example works, Ctrl-C stops cleanly',
   const authnPort = Number(/authn\s+grpc:\/\/127\.0\.0\.1:(\d+)/.exec(output)?.[1])
   assert.ok(authnPort > 0, output)
   assert.equal(await grpcHealthCheck(`127.0.0.1:${authnPort}`, insecure, 'm2msec.authn.v1.Authentication'), 'SERVING')
+  // The JWKS that the KMS and authz are configured to verify authn's tokens with.
+  const jwksUrl = /authn JWKS\s+(http:\/\/127\.0\.0\.1:\d+\/\.well-known\/jwks\.json)/.exec(output)?.[1]
+  assert.ok(jwksUrl !== undefined, output)
+  const jwks = await fetch(jwksUrl)
+  assert.equal(jwks.status, 200)
+  assert.ok(Array.isArray(((await jwks.json()) as { keys?: unknown }).keys))
 
   const example = spawn(
     process.execPath,

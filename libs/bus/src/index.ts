@@ -7,6 +7,8 @@
  * - `createAuditLog`/`verifyAuditChain`: the append-only, hash-chained AUDIT stream.
  * - `publishEvent`/`subscribeEvents`/`subjects`: JSON event envelopes with W3C trace context
  *   in NATS headers.
+ * - `createRevocationSet`: the in-memory, watch-fed set of revoked authn access tokens that
+ *   every token verifier embeds.
  * Errors are `M2msecError`s (ERR_REVISION_CONFLICT, ERR_ALREADY_EXISTS, ERR_UNAVAILABLE,
  * ERR_AUDIT_UNAVAILABLE, ...). Format details: README.md.
  */
@@ -47,5 +49,14 @@ export {
   type EventSubscription,
   type PublishEventOptions,
 } from './events.ts'
+export {
+  createRevocationSet,
+  revocationSetOn,
+  REVOCATION_BUCKET,
+  DEFAULT_REVOCATION_TTL_MS,
+  type RevocationSet,
+  type RevocationSetOptions,
+  type RevokedToken,
+} from './revocation-set.ts'
 export { injectTraceHeaders, extractTraceContext } from './trace.ts'
 export type { NatsConnection } from '@nats-io/transport-node'

@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import type { JWK } from 'jose'
-import { connectNats, createAuditLog, KvRepository, subjects, subscribeEvents } from '@m2msec/bus'
+import { connectNats, createAuditLog, createRevocationSet, KvRepository, subjects, subscribeEvents } from '@m2msec/bus'
 import {
   chainAuthenticators,
   createGrpcServer,
@@ -26,7 +26,7 @@ import { descriptorSetPath } from '@m2msec/proto'
 import { AuthenticationService } from '@m2msec/proto/authn/v1'
 import { jtiTtlMs, revocationTtlMs, type AuthnConfig } from './config.ts'
 import type { EntityRecord, TenantRecord } from './domain/model.ts'
-import type { AuthnSettings, RevokedToken } from './domain/ports.ts'
+import type { AuthnSettings } from './domain/ports.ts'
 import { createAuthnOperations, type AuthnOperations } from './domain/operations/index.ts'
 import { tenantOfSigningKey } from './domain/operations/tenants.ts'
 import { parseSigningKid } from './domain/tokens.ts'
@@ -37,7 +37,6 @@ import { startJwksServer } from './http/jwks-server.ts'
 import { createKmsClient } from './kms/kms-client.ts'
 import { createEntityStore } from './store/entity-store.ts'
 import { createJtiStore } from './store/jti-store.ts'
-import { REVOCATION_BUCKET, revocationSetOn } from './store/revocation-set.ts'
 import { createTenantStore } from './store/tenant-store.ts'
 
 /** A running authn replica. */
@@ -112,14 +111,11 @@ export async function startAuthn(config: AuthnConfig, log: Logger): Promise<Auth
         maxValueBytes: 256,
       }),
     )
-    const revocations = await revocationSetOn(
-      await KvRepository.open<RevokedToken>(nc, REVOCATION_BUCKET, {
-        replicas,
-        ttlMs: revocationTtlMs(config),
-        maxValueBytes: 4096,
-      }),
-      { onError: (err) => log.warn({ err }, 'revocation entry unreadable') },
-    )
+    const revocations = await createRevocationSet(nc, {
+      replicas,
+      ttlMs: revocationTtlMs(config),
+      onError: (err) => log.warn({ err }, 'revocation entry unreadable'),
+    })
     onShutdown('revocations', () => revocations.close())
 
     const kms = createKmsClient({

@@ -1,24 +1,16 @@
 /**
- * @m2msec/authn: the authentication service. Other services embed only the revocation set
- * (to refuse revoked tokens without a call) and, for their own configuration docs, nothing
- * else; they talk to authn over gRPC and fetch its keys from the JWKS endpoint.
+ * @m2msec/authn: the authentication service. `startAuthn(config, log)` starts a replica
+ * in-process (used by `main.ts` and tests); `authnConfigSchema` is its configuration. Other
+ * services never import this package: they talk to authn over gRPC, fetch its keys from the
+ * JWKS endpoint and embed the revocation set from `@m2msec/bus`.
  *
  * @example
  * ```ts
- * import { createRevocationSet } from '@m2msec/authn'
- * import { tokenAuthenticator } from '@m2msec/runtime'
- * const revoked = await createRevocationSet(nc)
- * const auth = tokenAuthenticator({ jwks: 'http://authn:7080/.well-known/jwks.json', issuer: 'm2msec-authn',
- *   audience: 'm2msec', isRevoked: (t) => revoked.isRevoked(t.tenant, t.jti) })
+ * import { authnConfigSchema, startAuthn } from '@m2msec/authn'
+ * const app = await startAuthn(authnConfigSchema.parse({ grpc: { port: 0 }, http: { port: 0 } }), log)
+ * console.log(app.address.address, `${app.jwksUrl}/.well-known/jwks.json`)
+ * await app.shutdown()
  * ```
  */
-export {
-  createRevocationSet,
-  revocationSetOn,
-  REVOCATION_BUCKET,
-  type RevocationSet,
-  type RevocationSetOptions,
-} from './store/revocation-set.ts'
-/** The record of a revoked token in the `authn-revoked` bucket. */
-export type { RevokedToken } from './domain/ports.ts'
+export { startAuthn, type AuthnApp } from './app.ts'
 export { authnConfigSchema, type AuthnConfig } from './config.ts'

@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs'
 import { hostname } from 'node:os'
-import { connectNats, createAuditLog, KvRepository } from '@m2msec/bus'
+import { connectNats, createAuditLog, createRevocationSet, KvRepository, type RevocationSet } from '@m2msec/bus'
 import {
   chainAuthenticators,
   platformServiceAuthenticator,
@@ -15,6 +15,7 @@ import {
   readSecretFile,
   systemClock,
   systemRandom,
+  tokenAuthenticator,
   type Authenticator,
   type ListenAddress,
   type Logger,
@@ -62,6 +63,16 @@ export async function startKms(config: KmsConfig, log: Logger): Promise<KmsApp> 
     })
     onShutdown('nats', () => nc.drain())
 
+    // Tokens revoked in authn are refused here too, from a watch-fed in-memory set.
+    const revocations =
+      config.auth.tokens === undefined
+        ? undefined
+        : await createRevocationSet(nc, {
+            replicas: config.nats.replicas,
+            onError: (err) => log.warn({ err }, 'revocation entry unreadable'),
+          })
+    if (revocations !== undefined) onShutdown('revocations', () => revocations.close())
+
     const ses = await createSecureEnvironments(config.secureEnvironments, config.defaultSecureEnvironment)
     onShutdown('secure environments', () => ses.close())
 
@@ -94,7 +105,7 @@ export async function startKms(config: KmsConfig, log: Logger): Promise<KmsApp> 
       log,
       // Platform services (mTLS as m2msec://_platform/<service>, role service) act for the tenant
       // they name in the m2msec-tenant header; everyone else stays in their own tenant.
-      authenticator: platformServiceAuthenticator(chainAuthenticators(...authenticators(config, log))),
+      authenticator: platformServiceAuthenticator(chainAuthenticators(...authenticators(config, log, revocations))),
       reflection: [{ descriptorSetPath }],
     })
     server.addUnaryService(KeyManagementService, createKmsGrpcService(ops))
@@ -107,9 +118,28 @@ export async function startKms(config: KmsConfig, log: Logger): Promise<KmsApp> 
   }
 }
 
-function authenticators(config: KmsConfig, log: Logger): Authenticator[] {
+/** The tenant of an authn signing key, from its kid `authn-signing-<tenant>/<version>` (docs/authn.md). */
+function authnKeyTenant(kid: string): string | undefined {
+  return /^authn-signing-(.+)\/[1-9][0-9]*$/.exec(kid)?.[1]
+}
+
+function authenticators(config: KmsConfig, log: Logger, revocations: RevocationSet | undefined): Authenticator[] {
   const list: Authenticator[] = []
   if (config.auth.mtls) list.push(devMtlsAuthenticator())
+  const tokens = config.auth.tokens
+  if (tokens !== undefined && revocations !== undefined) {
+    // Before the static token: an expired or revoked JWT is then reported as such.
+    list.push(
+      tokenAuthenticator({
+        jwks: tokens.jwksUrl,
+        issuer: tokens.issuer,
+        audience: tokens.audience,
+        // A token must name the tenant whose key signed it (the platform JWKS holds every tenant's keys).
+        keyTenant: authnKeyTenant,
+        isRevoked: (t) => revocations.isRevoked(t.tenant, t.jti),
+      }),
+    )
+  }
   if (config.auth.devAdminTokenFile !== undefined) {
     log.warn('DEVELOPMENT static admin token enabled: never use this in production')
     list.push(

@@ -8,6 +8,15 @@ import { z } from 'zod'
 import { grpcServerConfigSchema, logConfigSchema, telemetryConfigSchema } from '@m2msec/runtime'
 import { seConfigSchema } from './se/config.ts'
 
+function isHttpUrl(value: string): boolean {
+  try {
+    const url = new URL(value)
+    return url.protocol === 'http:' || url.protocol === 'https:'
+  } catch {
+    return false
+  }
+}
+
 export const kmsConfigSchema = z
   .object({
     profile: z
@@ -58,6 +67,29 @@ export const kmsConfigSchema = z
           .default(false)
           .describe(
             'accept client certificates verified against grpc.tls.caFile as callers: SAN URI m2msec://<tenant>/<principal>, one OU=role:<name> per role (service-to-service)',
+          ),
+        tokens: z
+          .object({
+            jwksUrl: z
+              .string()
+              .refine(isHttpUrl, 'must be an http:// or https:// URL')
+              .describe(
+                'accept authn access tokens (Bearer; tenant, subject and roles from the token) verified with this JWKS: http://<authn>:7080/.well-known/jwks.json (every tenant; /tenants/<tenant>/jwks.json for one); unset = tokens not accepted',
+              ),
+            issuer: z
+              .string()
+              .min(1)
+              .default('m2msec-authn')
+              .describe('iss the tokens must carry (authn token.issuer)'),
+            audience: z
+              .string()
+              .min(1)
+              .default('m2msec')
+              .describe('aud the tokens must name (authn token.defaultAudience, or the audience the client requested)'),
+          })
+          .optional()
+          .describe(
+            'accept access tokens of the authn service (Bearer) as callers: tenant, subject and roles from the token; unset = not accepted',
           ),
       })
       .prefault({}),

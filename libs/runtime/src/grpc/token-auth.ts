@@ -143,7 +143,7 @@ function rolesOf(value: unknown): string[] {
  *
  * @example
  * ```ts
- * const revoked = await createRevocationSet(nc)               // from @m2msec/authn
+ * const revoked = await createRevocationSet(nc)               // from @m2msec/bus
  * const auth = tokenAuthenticator({
  *   jwks: 'http://127.0.0.1:7080/.well-known/jwks.json',
  *   issuer: 'https://authn.m2msec.local',
