@@ -97,6 +97,8 @@ export {
   SERVICE_ROLE,
   TENANT_METADATA,
   ACCESS_TOKEN_TYP,
+  AUTHN_SIGNING_KEY_PREFIX,
+  authnSigningKeyTenant,
   type TokenAuthenticatorOptions,
   type TokenKeySource,
   type VerifiedToken,

@@ -16,6 +16,7 @@ import {
   readSecretFile,
   systemClock,
   tokenAuthenticator,
+  authnSigningKeyTenant,
   type Authenticator,
   type ListenAddress,
   type Logger,
@@ -123,11 +124,6 @@ export async function startAuthz(config: AuthzConfig, log: Logger): Promise<Auth
   }
 }
 
-/** The tenant of an authn signing key, from its kid `authn-signing-<tenant>/<version>` (docs/authn.md). */
-function authnKeyTenant(kid: string): string | undefined {
-  return /^authn-signing-(.+)\/[1-9][0-9]*$/.exec(kid)?.[1]
-}
-
 function authenticators(config: AuthzConfig, log: Logger, revocations: RevocationSet | undefined): Authenticator[] {
   const list: Authenticator[] = []
   if (config.auth.mtls) list.push(devMtlsAuthenticator())
@@ -140,7 +136,7 @@ function authenticators(config: AuthzConfig, log: Logger, revocations: Revocatio
         issuer: tokens.issuer,
         audience: tokens.audience,
         // A token must name the tenant whose key signed it (the platform JWKS holds every tenant's keys).
-        keyTenant: authnKeyTenant,
+        keyTenant: authnSigningKeyTenant,
         isRevoked: (t) => revocations.isRevoked(t.tenant, t.jti),
       }),
     )

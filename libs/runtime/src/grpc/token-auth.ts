@@ -258,3 +258,14 @@ export function platformServiceAuthenticator(inner: Authenticator, opts: Platfor
     },
   }
 }
+
+/** Prefix of authn's per-tenant token signing keys in the KMS: `authn-signing-<tenant>`. */
+export const AUTHN_SIGNING_KEY_PREFIX = 'authn-signing-'
+
+/**
+ * The tenant of an authn signing key, from its JWKS kid `authn-signing-<tenant>/<version>`
+ * (docs/authn.md); undefined for any other kid. Pass it as `keyTenant` to {@link tokenAuthenticator}.
+ */
+export function authnSigningKeyTenant(kid: string): string | undefined {
+  return /^authn-signing-(.+)\/[1-9][0-9]*$/.exec(kid)?.[1]
+}

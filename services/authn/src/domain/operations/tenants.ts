@@ -15,6 +15,7 @@ export interface CreateTenantInput {
   readonly secureEnvironment: string
 }
 
+// The same prefix is parsed by @m2msec/runtime authnSigningKeyTenant (other services' token check).
 const SIGNING_KEY_PREFIX = 'authn-signing-'
 
 /**
