@@ -577,3 +577,35 @@ async function readAll(js: JetStreamClient, filter: string, timeoutMs: number): 
     await consumer.delete().catch(() => false)
   }
 }
+
+/** An audit record as a service's domain writes it: the sink adds the time. */
+export type AuditEntry = Omit<AuditRecord, 'time'>
+
+/**
+ * The `AuditSink` port every service domain uses (`append` resolves once the record is stored,
+ * rejects with ERR_AUDIT_UNAVAILABLE otherwise), on an {@link AuditLog}; it stamps the time.
+ *
+ * @example
+ * ```ts
+ * const sink = createAuditSink(await createAuditLog(nc, { source: 'kms-1' }), systemClock)
+ * await sink.append({ tenant, principal, action: 'kms.Encrypt', resource: 'key/k1', result: 'ok' })
+ * ```
+ */
+export function createAuditSink(
+  log: AuditLog,
+  clock: { now(): Date },
+): { append(entry: Readonly<AuditEntry>): Promise<void> } {
+  return {
+    append: (e) =>
+      log.append({
+        time: clock.now().toISOString(),
+        tenant: e.tenant,
+        principal: e.principal,
+        action: e.action,
+        resource: e.resource,
+        result: e.result,
+        ...(e.code === undefined ? {} : { code: e.code }),
+        ...(e.details === undefined ? {} : { details: { ...e.details } }),
+      }),
+  }
+}

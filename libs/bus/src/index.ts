@@ -27,6 +27,8 @@ export {
 } from './kv-repository.ts'
 export {
   createAuditLog,
+  createAuditSink,
+  type AuditEntry,
   verifyAuditChain,
   checkAuditMessages,
   auditSubject,

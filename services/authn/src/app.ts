@@ -7,7 +7,15 @@
 import { readFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import type { JWK } from 'jose'
-import { connectNats, createAuditLog, createRevocationSet, KvRepository, subjects, subscribeEvents } from '@m2msec/bus'
+import {
+  connectNats,
+  createAuditLog,
+  createAuditSink,
+  createRevocationSet,
+  KvRepository,
+  subjects,
+  subscribeEvents,
+} from '@m2msec/bus'
 import {
   chainAuthenticators,
   createGrpcServer,
@@ -30,7 +38,6 @@ import type { AuthnSettings } from './domain/ports.ts'
 import { createAuthnOperations, type AuthnOperations } from './domain/operations/index.ts'
 import { tenantOfSigningKey } from './domain/operations/tenants.ts'
 import { parseSigningKid } from './domain/tokens.ts'
-import { createAuditSink } from './events/audit-sink.ts'
 import { createAuthnEventPublisher } from './events/publish.ts'
 import { createAuthnGrpcService, UNAUTHENTICATED_METHODS } from './grpc/service.ts'
 import { startJwksServer } from './http/jwks-server.ts'

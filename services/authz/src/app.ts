@@ -6,7 +6,14 @@
  */
 import { readFileSync } from 'node:fs'
 import { hostname } from 'node:os'
-import { connectNats, createAuditLog, createRevocationSet, KvRepository, type RevocationSet } from '@m2msec/bus'
+import {
+  connectNats,
+  createAuditLog,
+  createAuditSink,
+  createRevocationSet,
+  KvRepository,
+  type RevocationSet,
+} from '@m2msec/bus'
 import {
   chainAuthenticators,
   platformServiceAuthenticator,
@@ -27,7 +34,6 @@ import type { AuthzConfig } from './config.ts'
 import type { PolicyRecord } from './domain/model.ts'
 import { createAuthzOperations, type AuthzOperations } from './domain/operations/index.ts'
 import { createPolicyStore, POLICY_BUCKET, type JetStreamPolicyStore, type SyncMarker } from './store/policy-store.ts'
-import { createAuditSink } from './events/audit-sink.ts'
 import { createAuthzGrpcService } from './grpc/service.ts'
 
 /** A running authz replica. */

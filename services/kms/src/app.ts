@@ -5,7 +5,14 @@
  */
 import { readFileSync } from 'node:fs'
 import { hostname } from 'node:os'
-import { connectNats, createAuditLog, createRevocationSet, KvRepository, type RevocationSet } from '@m2msec/bus'
+import {
+  connectNats,
+  createAuditLog,
+  createAuditSink,
+  createRevocationSet,
+  KvRepository,
+  type RevocationSet,
+} from '@m2msec/bus'
 import {
   chainAuthenticators,
   platformServiceAuthenticator,
@@ -31,7 +38,6 @@ import { createSecureEnvironments } from './se/from-config.ts'
 import { createKeyStore } from './store/key-store.ts'
 import { createSecretStore } from './store/secret-store.ts'
 import { createKeyEventPublisher } from './events/publish.ts'
-import { createAuditSink } from './events/audit-sink.ts'
 import { startDestructionSweeper } from './events/destruction-sweeper.ts'
 import { createKmsGrpcService } from './grpc/service.ts'
 
