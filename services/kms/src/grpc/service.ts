@@ -3,37 +3,27 @@
  * here: validation, policy and audit are in the domain; authentication, error mapping, tracing
  * and limits in @m2msec/runtime.
  */
-import { M2msecError, isM2msecError } from '@m2msec/errors'
+import { M2msecError } from '@m2msec/errors'
 import type * as pb from '@m2msec/proto/kms/v1'
 import type { Status } from '@m2msec/proto/google/rpc'
 import { toRpcStatus, type UnaryHandlers } from '@m2msec/runtime'
 import type { Caller } from '../domain/model.ts'
 import type { KmsOperations } from '../domain/operations/index.ts'
-import { LIMITS } from '../domain/limits.ts'
+import type { BatchOutcome } from '../domain/operations/batch.ts'
 import { buf, keySpecFromProto, keyToProto, secureEnvironmentToProto, stateFromProto } from './mapping.ts'
 
 export type KmsHandlers = UnaryHandlers<typeof pb.KeyManagementService>
 
-function checkBatch(n: number): void {
-  if (n === 0) throw new M2msecError('ERR_INVALID_ARGUMENT', 'items must not be empty', { field: 'items' })
-  if (n > LIMITS.batchItems) {
-    throw new M2msecError('ERR_PAYLOAD_TOO_LARGE', `at most ${LIMITS.batchItems} items per batch`, { field: 'items' })
-  }
-}
-
-/**
- * Runs one batch item. User errors become a per-item google.rpc.Status; anything else (a bug,
- * the audit log or the store down) fails the whole call, as Vault transit does.
- */
-async function item<T>(
-  run: () => Promise<T>,
-): Promise<{ $case: 'result'; value: T } | { $case: 'error'; value: Status }> {
-  try {
-    return { $case: 'result', value: await run() }
-  } catch (err) {
-    if (!isM2msecError(err) || err.status === 'INTERNAL' || err.status === 'UNAVAILABLE') throw err
-    return { $case: 'error', value: toRpcStatus(err) }
-  }
+/** Per-item results of a batch as the proto oneof: the response, or a google.rpc.Status. */
+function outcomes<T, R>(
+  items: readonly BatchOutcome<T>[],
+  encode: (value: T) => R,
+): Array<{ outcome: { $case: 'result'; value: R } | { $case: 'error'; value: Status } }> {
+  return items.map((o) => ({
+    outcome: o.ok
+      ? { $case: 'result' as const, value: encode(o.value) }
+      : { $case: 'error' as const, value: toRpcStatus(o.error) },
+  }))
 }
 
 export function createKmsGrpcService(ops: KmsOperations): KmsHandlers {
@@ -111,28 +101,34 @@ export function createKmsGrpcService(ops: KmsOperations): KmsHandlers {
       return { data: buf(await ops.generateRandom(principal, r.length)) }
     },
     async batchEncrypt(r, { principal }) {
-      checkBatch(r.items.length)
+      const out = await ops.batchEncrypt(
+        principal,
+        r.items.map((i) => ({ keyId: i.keyId, plaintext: i.plaintext, aad: i.associatedData })),
+      )
       return {
-        results: await Promise.all(r.items.map(async (i) => ({ outcome: await item(() => encryptOne(i, principal)) }))),
+        results: outcomes(out, (v) => ({ ciphertext: buf(v.ciphertext), keyId: v.keyId, keyVersion: v.version })),
       }
     },
     async batchDecrypt(r, { principal }) {
-      checkBatch(r.items.length)
-      return {
-        results: await Promise.all(r.items.map(async (i) => ({ outcome: await item(() => decryptOne(i, principal)) }))),
-      }
+      const out = await ops.batchDecrypt(
+        principal,
+        r.items.map((i) => ({ keyId: i.keyId, ciphertext: i.ciphertext, aad: i.associatedData })),
+      )
+      return { results: outcomes(out, (v) => ({ plaintext: buf(v.plaintext), keyId: v.keyId, keyVersion: v.version })) }
     },
     async batchSign(r, { principal }) {
-      checkBatch(r.items.length)
-      return {
-        results: await Promise.all(r.items.map(async (i) => ({ outcome: await item(() => signOne(i, principal)) }))),
-      }
+      const out = await ops.batchSign(
+        principal,
+        r.items.map((i) => ({ keyId: i.keyId, message: i.message })),
+      )
+      return { results: outcomes(out, (v) => ({ signature: buf(v.signature), keyId: v.keyId, keyVersion: v.version })) }
     },
     async batchMac(r, { principal }) {
-      checkBatch(r.items.length)
-      return {
-        results: await Promise.all(r.items.map(async (i) => ({ outcome: await item(() => macOne(i, principal)) }))),
-      }
+      const out = await ops.batchMac(
+        principal,
+        r.items.map((i) => ({ keyId: i.keyId, data: i.data })),
+      )
+      return { results: outcomes(out, (v) => ({ mac: buf(v.mac), keyId: v.keyId, keyVersion: v.version })) }
     },
     async deriveKey(r, { principal }) {
       const kdf = r.kdf

@@ -4,6 +4,7 @@
  */
 import type { Caller } from '../model.ts'
 import type { KmsDeps } from '../ports.ts'
+import { batchDecrypt, batchEncrypt, batchMac, batchSign } from './batch.ts'
 import { createKey } from './create-key.ts'
 import { decrypt } from './decrypt.ts'
 import { deriveKey } from './derive-key.ts'
@@ -40,6 +41,10 @@ export function createKmsOperations(deps: KmsDeps) {
     importKey: bind(deps, importKey),
     unwrapKey: bind(deps, unwrapKey),
     encrypt: bind(deps, encrypt),
+    batchEncrypt: bind(deps, batchEncrypt),
+    batchDecrypt: bind(deps, batchDecrypt),
+    batchSign: bind(deps, batchSign),
+    batchMac: bind(deps, batchMac),
     decrypt: bind(deps, decrypt),
     sign: bind(deps, sign),
     verify: bind(deps, verify),
