@@ -126,3 +126,4 @@ export {
   type ListenAddress,
 } from './grpc/server.ts'
 export { promiseClient, type PromiseClient } from './grpc/client.ts'
+export { serviceAuthConfigSchema, createServiceAuthenticator, type ServiceAuthConfig } from './grpc/service-auth.ts'

@@ -4,27 +4,13 @@
  * tests and benchmarks start it in-process with a config object (two calls on the same NATS
  * give two replicas). Returns the listen address and an ordered shutdown.
  */
-import { readFileSync } from 'node:fs'
 import { hostname } from 'node:os'
+import { connectNats, createAuditLog, createAuditSink, createRevocationSet, KvRepository } from '@m2msec/bus'
 import {
-  connectNats,
-  createAuditLog,
-  createAuditSink,
-  createRevocationSet,
-  KvRepository,
-  type RevocationSet,
-} from '@m2msec/bus'
-import {
-  chainAuthenticators,
-  platformServiceAuthenticator,
   createGrpcServer,
-  devMtlsAuthenticator,
-  devStaticTokenAuthenticator,
+  createServiceAuthenticator,
   readSecretFile,
   systemClock,
-  tokenAuthenticator,
-  authnSigningKeyTenant,
-  type Authenticator,
   type ListenAddress,
   type Logger,
 } from '@m2msec/runtime'
@@ -117,7 +103,11 @@ export async function startAuthz(config: AuthzConfig, log: Logger): Promise<Auth
       log,
       // Platform services (mTLS as m2msec://_platform/<service>, role service) act for the tenant
       // they name in the m2msec-tenant header; everyone else stays in their own tenant.
-      authenticator: platformServiceAuthenticator(chainAuthenticators(...authenticators(config, log, revocations))),
+      authenticator: createServiceAuthenticator(
+        config.auth,
+        log,
+        revocations === undefined ? undefined : (tenant, jti) => revocations.isRevoked(tenant, jti),
+      ),
       reflection: [{ descriptorSetPath }],
     })
     server.addUnaryService(AuthorizationService, createAuthzGrpcService(ops))
@@ -128,35 +118,4 @@ export async function startAuthz(config: AuthzConfig, log: Logger): Promise<Auth
     await shutdown()
     throw err
   }
-}
-
-function authenticators(config: AuthzConfig, log: Logger, revocations: RevocationSet | undefined): Authenticator[] {
-  const list: Authenticator[] = []
-  if (config.auth.mtls) list.push(devMtlsAuthenticator())
-  const tokens = config.auth.tokens
-  if (tokens !== undefined && revocations !== undefined) {
-    // Before the static token: an expired or revoked JWT is then reported as such.
-    list.push(
-      tokenAuthenticator({
-        jwks: tokens.jwksUrl,
-        issuer: tokens.issuer,
-        audience: tokens.audience,
-        // A token must name the tenant whose key signed it (the platform JWKS holds every tenant's keys).
-        keyTenant: authnSigningKeyTenant,
-        isRevoked: (t) => revocations.isRevoked(t.tenant, t.jti),
-      }),
-    )
-  }
-  if (config.auth.devAdminTokenFile !== undefined) {
-    log.warn('DEVELOPMENT static admin token enabled: never use this in production')
-    list.push(
-      devStaticTokenAuthenticator({
-        token: readFileSync(config.auth.devAdminTokenFile, 'utf8').trim(),
-        tenant: config.auth.devTenant,
-        principal: config.auth.devPrincipal,
-        roles: ['admin'],
-      }),
-    )
-  }
-  return list
 }

@@ -5,16 +5,12 @@
  * `node --import tsx services/authz/src/main.ts --help` lists every setting.
  */
 import { z } from 'zod'
-import { grpcServerConfigSchema, logConfigSchema, telemetryConfigSchema } from '@m2msec/runtime'
-
-function isHttpUrl(value: string): boolean {
-  try {
-    const url = new URL(value)
-    return url.protocol === 'http:' || url.protocol === 'https:'
-  } catch {
-    return false
-  }
-}
+import {
+  grpcServerConfigSchema,
+  logConfigSchema,
+  serviceAuthConfigSchema,
+  telemetryConfigSchema,
+} from '@m2msec/runtime'
 
 export const authzConfigSchema = z
   .object({
@@ -43,45 +39,7 @@ export const authzConfigSchema = z
         tokenFile: z.string().optional().describe('file holding a NATS auth token'),
       })
       .prefault({}),
-    auth: z
-      .object({
-        devAdminTokenFile: z
-          .string()
-          .optional()
-          .describe('DEVELOPMENT ONLY: file holding a static bearer token for an admin of devTenant'),
-        devTenant: z.string().default('demo').describe('DEVELOPMENT ONLY: tenant of the static token'),
-        devPrincipal: z.string().default('dev-admin').describe('DEVELOPMENT ONLY: principal of the static token'),
-        mtls: z
-          .boolean()
-          .default(false)
-          .describe(
-            'accept client certificates verified against grpc.tls.caFile as callers: SAN URI m2msec://<tenant>/<principal>, one OU=role:<name> per role (service-to-service)',
-          ),
-        tokens: z
-          .object({
-            jwksUrl: z
-              .string()
-              .refine(isHttpUrl, 'must be an http:// or https:// URL')
-              .describe(
-                'accept authn access tokens (Bearer; tenant, subject and roles from the token) verified with this JWKS: http://<authn>:7080/.well-known/jwks.json (every tenant; /tenants/<tenant>/jwks.json for one); unset = tokens not accepted',
-              ),
-            issuer: z
-              .string()
-              .min(1)
-              .default('m2msec-authn')
-              .describe('iss the tokens must carry (authn token.issuer)'),
-            audience: z
-              .string()
-              .min(1)
-              .default('m2msec')
-              .describe('aud the tokens must name (authn token.defaultAudience, or the audience the client requested)'),
-          })
-          .optional()
-          .describe(
-            'accept access tokens of the authn service (Bearer) as callers: tenant, subject and roles from the token; unset = not accepted',
-          ),
-      })
-      .prefault({}),
+    auth: serviceAuthConfigSchema.prefault({}),
     audit: z
       .object({
         allowSampleRate: z
