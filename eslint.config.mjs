@@ -41,6 +41,7 @@ export default tseslint.config(
       'libs/crypto/src/**/*.ts',
       'libs/groupkeys/src/**/*.ts',
       'libs/gba/src/**/*.ts',
+      'libs/pki/src/**/*.ts',
     ],
     rules: {
       'no-restricted-imports': [
