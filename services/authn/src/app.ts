@@ -32,8 +32,9 @@ import {
 } from '@m2msec/runtime'
 import { descriptorSetPath } from '@m2msec/proto'
 import { AuthenticationService } from '@m2msec/proto/authn/v1'
-import { jtiTtlMs, revocationTtlMs, type AuthnConfig } from './config.ts'
-import type { EntityRecord, TenantRecord } from './domain/model.ts'
+import { attemptTtlMs, jtiTtlMs, revocationTtlMs, type AuthnConfig } from './config.ts'
+import type { EntityRecord, MafClientRecord, MafKeyRecord, SessionKeyRecord, TenantRecord } from './domain/model.ts'
+import type { FailureState } from './domain/ports.ts'
 import type { AuthnSettings } from './domain/ports.ts'
 import { createAuthnOperations, type AuthnOperations } from './domain/operations/index.ts'
 import { tenantOfSigningKey } from './domain/operations/tenants.ts'
@@ -42,7 +43,10 @@ import { createAuthnEventPublisher } from './events/publish.ts'
 import { createAuthnGrpcService, UNAUTHENTICATED_METHODS } from './grpc/service.ts'
 import { startJwksServer } from './http/jwks-server.ts'
 import { createKmsClient } from './kms/kms-client.ts'
+import { createAttemptStore } from './store/attempt-store.ts'
 import { createEntityStore } from './store/entity-store.ts'
+import { createMafClientStore, createMafKeyStore, createSessionKeyStore } from './store/expiring-stores.ts'
+import { createPseudonymStore, type PseudonymEntry } from './store/pseudonym-store.ts'
 import { createJtiStore } from './store/jti-store.ts'
 import { createTenantStore } from './store/tenant-store.ts'
 
@@ -69,6 +73,27 @@ export function settingsOf(config: AuthnConfig): AuthnSettings {
     maxAssertionBytes: 8192,
     operatorTenant: config.auth.operatorTenant,
     signingKeyCacheMs: config.token.signingKeyCacheMs,
+    flood: {
+      entity: {
+        freeFailures: config.flood.entityFreeFailures,
+        baseDelayMs: config.flood.entityBaseDelayMs,
+        maxDelayMs: config.flood.entityMaxDelayMs,
+      },
+      source: {
+        freeFailures: config.flood.sourceFreeFailures,
+        baseDelayMs: config.flood.sourceBaseDelayMs,
+        maxDelayMs: config.flood.sourceMaxDelayMs,
+      },
+      failureWindowMs: config.flood.failureWindowSec * 1000,
+      entityRate: { perSec: config.flood.entityRatePerSec, burst: config.flood.entityBurst },
+      sourceRate: { perSec: config.flood.sourceRatePerSec, burst: config.flood.sourceBurst },
+    },
+    session: { defaultLifetimeSec: config.session.defaultLifetimeSec, maxLifetimeSec: config.session.maxLifetimeSec },
+    maf: {
+      fqdn: config.maf.fqdn,
+      maxKeyLifetimeSec: config.maf.maxKeyLifetimeSec,
+      maxClientLifetimeSec: config.maf.maxClientLifetimeSec,
+    },
   }
 }
 
@@ -118,6 +143,24 @@ export async function startAuthn(config: AuthnConfig, log: Logger): Promise<Auth
         maxValueBytes: 256,
       }),
     )
+    const attemptTtl = attemptTtlMs(config)
+    const attempts = await createAttemptStore(
+      await KvRepository.open<FailureState>(nc, 'authn-attempts', { replicas, ttlMs: attemptTtl, maxValueBytes: 256 }),
+      attemptTtl,
+    )
+    onShutdown('attempt store', () => attempts.close())
+    const pseudonyms = createPseudonymStore(
+      await KvRepository.open<PseudonymEntry>(nc, 'authn-pseudonyms', { replicas, maxValueBytes: 1024 }),
+    )
+    const sessions = createSessionKeyStore(
+      await KvRepository.open<SessionKeyRecord>(nc, 'authn-sessions', { replicas, maxValueBytes: 4096 }),
+    )
+    const mafClients = createMafClientStore(
+      await KvRepository.open<MafClientRecord>(nc, 'authn-maf-clients', { replicas, history: 5 }),
+    )
+    const mafKeys = createMafKeyStore(
+      await KvRepository.open<MafKeyRecord>(nc, 'authn-maf-keys', { replicas, history: 5 }),
+    )
     const revocations = await createRevocationSet(nc, {
       replicas,
       ttlMs: revocationTtlMs(config),
@@ -138,6 +181,11 @@ export async function startAuthn(config: AuthnConfig, log: Logger): Promise<Auth
       entities,
       jti,
       revocations,
+      attempts,
+      pseudonyms,
+      sessions,
+      mafClients,
+      mafKeys,
       kms,
       audit: createAuditSink(audit, systemClock),
       events: createAuthnEventPublisher(nc),
@@ -154,6 +202,9 @@ export async function startAuthn(config: AuthnConfig, log: Logger): Promise<Auth
     )
     onShutdown('rotation events', () => rotations.stop())
 
+    const sweeper = startSweeper(ops, config.sweep.intervalMs, log)
+    onShutdown('sweeper', () => sweeper.stop())
+
     const http = await startJwksServer(config.http, ops, log)
     onShutdown('jwks http', () => http.close())
 
@@ -167,7 +218,7 @@ export async function startAuthn(config: AuthnConfig, log: Logger): Promise<Auth
       ),
       reflection: [{ descriptorSetPath }],
     })
-    server.addUnaryService(AuthenticationService, createAuthnGrpcService(ops), {
+    server.addUnaryService(AuthenticationService, createAuthnGrpcService(ops, { mafFqdn: config.maf.fqdn }), {
       unauthenticated: UNAUTHENTICATED_METHODS,
     })
     onShutdown('grpc', () => server.shutdown())
@@ -176,6 +227,30 @@ export async function startAuthn(config: AuthnConfig, log: Logger): Promise<Auth
   } catch (err) {
     await shutdown()
     throw err
+  }
+}
+
+/** Runs `ops.sweepExpired` every `intervalMs`, one sweep at a time; `stop` waits for a running one. */
+function startSweeper(ops: AuthnOperations, intervalMs: number, log: Logger): { stop(): Promise<void> } {
+  let running: Promise<void> | undefined
+  const timer = setInterval(() => {
+    if (running !== undefined) return
+    running = ops
+      .sweepExpired()
+      .then((r) => {
+        if (r.sessionKeys + r.mafKeys + r.mafClients > 0) log.info(r, 'expired records removed')
+      })
+      .catch((err: unknown) => log.warn({ err }, 'sweep failed'))
+      .finally(() => {
+        running = undefined
+      })
+  }, intervalMs)
+  timer.unref()
+  return {
+    async stop() {
+      clearInterval(timer)
+      await running
+    },
   }
 }
 

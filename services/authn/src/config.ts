@@ -131,6 +131,111 @@ export const authnConfigSchema = z
           .describe('how long signing key metadata (primary version, public keys) is cached'),
       })
       .prefault({}),
+    flood: z
+      .object({
+        entityFreeFailures: z
+          .number()
+          .int()
+          .min(1)
+          .default(5)
+          .describe('failed authentications of one entity before its exponential back-off starts (all replicas)'),
+        entityBaseDelayMs: z
+          .number()
+          .int()
+          .min(1)
+          .default(1_000)
+          .describe('first back-off of an entity; doubles per failure'),
+        entityMaxDelayMs: z.number().int().min(1).default(60_000).describe('longest back-off of an entity'),
+        sourceFreeFailures: z
+          .number()
+          .int()
+          .min(1)
+          .default(20)
+          .describe('failed authentications from one source address before its back-off starts (all replicas)'),
+        sourceBaseDelayMs: z
+          .number()
+          .int()
+          .min(1)
+          .default(1_000)
+          .describe('first back-off of a source; doubles per failure'),
+        sourceMaxDelayMs: z.number().int().min(1).default(300_000).describe('longest back-off of a source'),
+        failureWindowSec: z
+          .number()
+          .int()
+          .min(1)
+          .default(900)
+          .describe('failures are forgotten after this long without a new one'),
+        entityRatePerSec: z
+          .number()
+          .min(0)
+          .default(10)
+          .describe('token requests per second per entity, per replica (0 = unlimited)'),
+        entityBurst: z
+          .number()
+          .int()
+          .min(1)
+          .default(20)
+          .describe('token requests an entity may make at once, per replica'),
+        sourceRatePerSec: z
+          .number()
+          .min(0)
+          .default(200)
+          .describe('token requests per second per source address, per replica (0 = unlimited)'),
+        sourceBurst: z
+          .number()
+          .int()
+          .min(1)
+          .default(400)
+          .describe('token requests a source may make at once, per replica'),
+      })
+      .prefault({}),
+    session: z
+      .object({
+        defaultLifetimeSec: z
+          .number()
+          .int()
+          .min(60)
+          .default(3_600)
+          .describe('session key lifetime when no tenant or entity policy sets one'),
+        maxLifetimeSec: z
+          .number()
+          .int()
+          .min(60)
+          .default(86_400)
+          .describe('longest session key lifetime a policy may set'),
+      })
+      .prefault({}),
+    maf: z
+      .object({
+        fqdn: z
+          .string()
+          .min(1)
+          .default('maf.m2msec.local')
+          .describe('MAF-FQDN of key identifiers RelativeKeyID@MAF-FQDN (TLS psk_identity)'),
+        maxKeyLifetimeSec: z
+          .number()
+          .int()
+          .min(60)
+          .default(30 * 86_400)
+          .describe('longest expiration time of a MAF key registration'),
+        maxClientLifetimeSec: z
+          .number()
+          .int()
+          .min(60)
+          .default(365 * 86_400)
+          .describe('longest expiration time of a MAF client registration'),
+      })
+      .prefault({}),
+    sweep: z
+      .object({
+        intervalMs: z
+          .number()
+          .int()
+          .min(100)
+          .default(30_000)
+          .describe('how often expired session keys and MAF registrations are removed (their KMS keys retired)'),
+      })
+      .prefault({}),
     audit: z
       .object({
         maxPending: z.number().int().min(1).default(10_000).describe('audit records waiting before operations fail'),
@@ -143,6 +248,9 @@ export const authnConfigSchema = z
   .superRefine((c, ctx) => {
     if (c.auth.mtls && c.grpc.tls?.caFile === undefined) {
       ctx.addIssue({ code: 'custom', path: ['auth', 'mtls'], message: 'mtls needs grpc.tls with a caFile' })
+    }
+    if (c.session.defaultLifetimeSec > c.session.maxLifetimeSec) {
+      ctx.addIssue({ code: 'custom', path: ['session', 'defaultLifetimeSec'], message: 'above session.maxLifetimeSec' })
     }
     if (c.profile === 'production') {
       for (const [path, set] of [
@@ -170,4 +278,9 @@ export function jtiTtlMs(c: AuthnConfig): number {
 /** How long revocations are kept: longer than any token lives. */
 export function revocationTtlMs(c: AuthnConfig): number {
   return (c.token.lifetimeSec + c.token.clockSkewSec + 60) * 1000
+}
+
+/** How long failure records are kept: the failure window plus the longest back-off. */
+export function attemptTtlMs(c: AuthnConfig): number {
+  return c.flood.failureWindowSec * 1000 + Math.max(c.flood.entityMaxDelayMs, c.flood.sourceMaxDelayMs)
 }

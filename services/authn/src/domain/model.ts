@@ -30,6 +30,17 @@ export interface TenantRecord {
   readonly secureEnvironment: string
   readonly createdAt: string
   readonly updatedAt: string
+  /** Authentication policy; absent = defaults. */
+  readonly policy?: AuthPolicyRecord
+}
+
+/** How a token's `sub` is formed: the entity id, or a pseudonym per relying party. */
+export type SubjectType = 'PUBLIC' | 'PAIRWISE'
+
+/** An authentication policy of a tenant or an entity; absent fields inherit. */
+export interface AuthPolicyRecord {
+  readonly subjectType?: SubjectType
+  readonly sessionKeyLifetimeSec?: number
 }
 
 /** Kinds of entity (see entity-ids.ts for their id forms). */
@@ -76,6 +87,8 @@ export interface EntityRecord {
   readonly credentials: readonly CredentialRecord[]
   readonly createdAt: string
   readonly updatedAt: string
+  /** Authentication policy; absent fields inherit the tenant's. */
+  readonly policy?: AuthPolicyRecord
 }
 
 /** The authenticated caller as the domain sees it (structurally a runtime Principal). */
@@ -116,4 +129,50 @@ export const LIMITS = {
   entityIdChars: 256,
   jwkBytes: 2048,
   audienceChars: 256,
+  mafTargets: 64,
+  mafLabels: 32,
+  sessionGrantees: 8,
 } as const
+
+/** A MAF client registration (TS-0003 §8.8.2.3): one per entity. */
+export interface MafClientRecord {
+  readonly tenant: string
+  /** The registered entity id (MAF Client ID). */
+  readonly clientId: string
+  readonly registrationId: string
+  readonly expiresAt: string
+  readonly labels: readonly string[]
+  readonly adminFqdn: string
+  readonly createdAt: string
+  readonly updatedAt: string
+}
+
+/** Security usage identifiers of MAF-distributed keys (TS-0004 m2m:suid 32-35). */
+export const MAF_SUIDS = [32, 33, 34, 35] as const
+
+/** A MAF key registration (TS-0003 §8.8.2.7). The key lives in the KMS. */
+export interface MafKeyRecord {
+  readonly tenant: string
+  /** hexBinary of 16 random bytes. */
+  readonly relativeKeyId: string
+  readonly kmsKeyId: string
+  readonly sourceClientId: string
+  readonly suid: number
+  readonly targetIds: readonly string[]
+  readonly expiresAt: string
+  readonly labels: readonly string[]
+  readonly adminFqdn: string
+  readonly createdAt: string
+  readonly updatedAt: string
+}
+
+/** A session key derived from a symmetric credential (its handle is a KMS key). */
+export interface SessionKeyRecord {
+  readonly tenant: string
+  readonly sessionId: string
+  readonly entityId: string
+  readonly credentialId: string
+  readonly kmsKeyId: string
+  readonly expiresAt: string
+  readonly createdAt: string
+}

@@ -2,7 +2,7 @@
  * The ports the authn domain needs. Adapters live in `store/`, `events/` and `kms/`; unit
  * tests use the in-memory fakes in `test/unit/fakes.ts`.
  */
-import type { Caller, EntityRecord, TenantRecord } from './model.ts'
+import type { Caller, EntityRecord, MafClientRecord, MafKeyRecord, SessionKeyRecord, TenantRecord } from './model.ts'
 
 /** A value with the store revision it was read at (for compare-and-set updates). */
 export interface Versioned<T> {
@@ -117,6 +117,82 @@ export interface TenantKms {
   verifyMac(tenant: string, keyId: string, data: Uint8Array, mac: Uint8Array): Promise<boolean>
   /** JWE (ECDH-ES+A256KW, A256GCM) of the key's primary version for a P-256 public JWK. */
   wrapKeyForJwk(tenant: string, keyId: string, publicJwk: string): Promise<string>
+  /**
+   * HKDF-SHA256 of an HMAC key into a NEW non-exportable HMAC_SHA256 key (KMS DeriveKey).
+   * `grantees` (KMS principal entries) get MAC and VERIFY_MAC; empty = the KMS default policy
+   * (authn's own principal, every operation).
+   */
+  deriveHmacKey(
+    tenant: string,
+    baseKeyId: string,
+    hkdf: { readonly salt: Uint8Array; readonly info: Uint8Array },
+    spec: { purpose: string; labels: Readonly<Record<string, string>>; grantees: readonly string[] },
+  ): Promise<KmsKeyInfo>
+  /** Makes a key unusable at once and destroys it at `destroyAfter` (at least a minute ahead). */
+  scheduleDestruction(tenant: string, keyId: string, destroyAfter: Date): Promise<void>
+}
+
+/** Authentication failures of one key (an entity or a source) as all replicas share them. */
+export interface FailureState {
+  /** Failures since the last success (entities) or within the failure window. */
+  readonly failures: number
+  /** Time of the last failure, ms since the epoch. */
+  readonly lastFailureAt: number
+  /** Attempts are refused until this time, ms since the epoch (0 = not blocked). */
+  readonly blockedUntil: number
+}
+
+/**
+ * Authentication failures shared by every replica. `get` answers from this replica's view
+ * (no round trip; another replica's write arrives within milliseconds). `record` applies
+ * `next` as a revision-checked read-modify-write and returns the stored state; `clear`
+ * forgets a key. Entries expire after the failure window plus the longest back-off.
+ */
+export interface AttemptStore {
+  get(key: string): FailureState | undefined
+  record(key: string, next: (current: FailureState | undefined) => FailureState): Promise<FailureState>
+  clear(key: string): Promise<void>
+}
+
+/**
+ * Pairwise pseudonyms issued so far, so that Introspect can find the entity behind one.
+ * `remember` is idempotent; `resolve` returns undefined for an unknown pseudonym.
+ */
+export interface PseudonymStore {
+  remember(tenant: string, pseudonym: string, entry: { entityId: string; audience: string }): Promise<void>
+  resolve(tenant: string, pseudonym: string): Promise<{ entityId: string; audience: string } | undefined>
+}
+
+/** A page of versioned records over all tenants; `next` continues after the last key. */
+export interface VersionedPage<T> {
+  readonly items: Array<Versioned<T>>
+  readonly next?: string
+}
+
+/** Session keys (KV). Same error contract as TenantStore; `delete` is revision-checked. */
+export interface SessionKeyStore {
+  create(record: SessionKeyRecord): Promise<number>
+  get(tenant: string, sessionId: string): Promise<Versioned<SessionKeyRecord> | undefined>
+  delete(tenant: string, sessionId: string, revision: number): Promise<void>
+  list(page: { limit: number; after?: string }): Promise<VersionedPage<SessionKeyRecord>>
+}
+
+/** MAF client registrations, one per (tenant, client id). */
+export interface MafClientStore {
+  get(tenant: string, clientId: string): Promise<Versioned<MafClientRecord> | undefined>
+  /** Creates or replaces the registration. */
+  put(record: MafClientRecord): Promise<number>
+  delete(tenant: string, clientId: string, revision?: number): Promise<void>
+  list(page: { limit: number; after?: string }): Promise<VersionedPage<MafClientRecord>>
+}
+
+/** MAF key registrations, by (tenant, RelativeKeyID). */
+export interface MafKeyStore {
+  get(tenant: string, relativeKeyId: string): Promise<Versioned<MafKeyRecord> | undefined>
+  create(record: MafKeyRecord): Promise<number>
+  update(record: MafKeyRecord, revision: number): Promise<number>
+  delete(tenant: string, relativeKeyId: string, revision: number): Promise<void>
+  list(page: { limit: number; after?: string }): Promise<VersionedPage<MafKeyRecord>>
 }
 
 /** One audit record. Never carries key material, assertions or tokens. */
@@ -147,6 +223,11 @@ export type AuthnEvent =
     }
   | { readonly type: 'token.revoked'; readonly tenant: string; readonly jti: string; readonly exp: number }
   | { readonly type: 'signing-key.rotated'; readonly tenant: string; readonly keyId: string; readonly version: number }
+  | {
+      readonly type: 'maf-key.registered' | 'maf-key.updated' | 'maf-key.deregistered'
+      readonly tenant: string
+      readonly relativeKeyId: string
+    }
 
 /** Publishes domain events. */
 export interface AuthnEvents {
@@ -182,6 +263,39 @@ export interface AuthnSettings {
   readonly operatorTenant: string
   /** How long signing key metadata is cached, ms. */
   readonly signingKeyCacheMs: number
+  /** Flood protection of the token endpoint (SER-001). */
+  readonly flood: FloodSettings
+  /** Session keys. */
+  readonly session: { readonly defaultLifetimeSec: number; readonly maxLifetimeSec: number }
+  /** The MAF procedures. */
+  readonly maf: {
+    /** The MAF-FQDN of key identifiers `RelativeKeyID@MAF-FQDN`. */
+    readonly fqdn: string
+    readonly maxKeyLifetimeSec: number
+    readonly maxClientLifetimeSec: number
+  }
+}
+
+/** Exponential back-off after failures of one key. */
+export interface BackoffSettings {
+  /** Failures allowed before the first back-off. */
+  readonly freeFailures: number
+  /** First back-off, ms; doubles with every further failure. */
+  readonly baseDelayMs: number
+  /** Longest back-off, ms. */
+  readonly maxDelayMs: number
+}
+
+/** Limits on authentication attempts per entity and per source address. */
+export interface FloodSettings {
+  readonly entity: BackoffSettings
+  readonly source: BackoffSettings
+  /** Failures older than this (without a newer one) are forgotten, ms. */
+  readonly failureWindowMs: number
+  /** Attempts per second and burst per entity, per replica (0 = no limit). */
+  readonly entityRate: { readonly perSec: number; readonly burst: number }
+  /** Attempts per second and burst per source address, per replica (0 = no limit). */
+  readonly sourceRate: { readonly perSec: number; readonly burst: number }
 }
 
 /** Everything an operation may use. */
@@ -190,6 +304,11 @@ export interface AuthnDeps {
   readonly entities: EntityStore
   readonly jti: JtiStore
   readonly revocations: RevocationStore
+  readonly attempts: AttemptStore
+  readonly pseudonyms: PseudonymStore
+  readonly sessions: SessionKeyStore
+  readonly mafClients: MafClientStore
+  readonly mafKeys: MafKeyStore
   readonly kms: TenantKms
   readonly audit: AuditSink
   readonly events: AuthnEvents

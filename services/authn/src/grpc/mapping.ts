@@ -1,8 +1,17 @@
 /** proto ⇄ domain conversions: the only place where both types meet. */
 import { M2msecError } from '@m2msec/errors'
 import * as pb from '@m2msec/proto/authn/v1'
-import type { CredentialRecord, EntityKind, EntityRecord, TenantRecord } from '../domain/model.ts'
-import type { AddCredentialInput, TokenClaims } from '../domain/operations/index.ts'
+import type {
+  AuthPolicyRecord,
+  CredentialRecord,
+  EntityKind,
+  EntityRecord,
+  MafClientRecord,
+  MafKeyRecord,
+  SubjectType,
+  TenantRecord,
+} from '../domain/model.ts'
+import type { AddCredentialInput, EffectivePolicy, TokenClaims } from '../domain/operations/index.ts'
 
 const date = (iso: string | undefined): Date | undefined => (iso === undefined ? undefined : new Date(iso))
 
@@ -21,6 +30,62 @@ export function tenantToProto(t: TenantRecord): pb.Tenant {
     secureEnvironment: t.secureEnvironment,
     createdAt: new Date(t.createdAt),
     updatedAt: new Date(t.updatedAt),
+    policy: policyToProto(t.policy),
+  })
+}
+
+const SUBJECT_TYPES: Readonly<Record<SubjectType, pb.SubjectType>> = {
+  PUBLIC: pb.SubjectType.SUBJECT_TYPE_PUBLIC,
+  PAIRWISE: pb.SubjectType.SUBJECT_TYPE_PAIRWISE,
+}
+
+/** A stored or effective policy as the API shows it (unset fields stay 0 / UNSPECIFIED). */
+export function policyToProto(p: AuthPolicyRecord | EffectivePolicy | undefined): pb.AuthPolicy {
+  return pb.AuthPolicy.fromPartial({
+    subjectType: p?.subjectType === undefined ? pb.SubjectType.SUBJECT_TYPE_UNSPECIFIED : SUBJECT_TYPES[p.subjectType],
+    sessionKeyLifetimeSec: p?.sessionKeyLifetimeSec ?? 0,
+  })
+}
+
+/** The domain policy of a request; an unknown subject type is passed on for the domain to refuse. */
+export function policyFromProto(p: pb.AuthPolicy | undefined): AuthPolicyRecord {
+  const type = p?.subjectType ?? pb.SubjectType.SUBJECT_TYPE_UNSPECIFIED
+  const subjectType =
+    type === pb.SubjectType.SUBJECT_TYPE_UNSPECIFIED
+      ? undefined
+      : ((Object.keys(SUBJECT_TYPES) as SubjectType[]).find((k) => SUBJECT_TYPES[k] === type) ??
+        ('UNKNOWN' as SubjectType))
+  const lifetime = p?.sessionKeyLifetimeSec ?? 0
+  return {
+    ...(subjectType === undefined ? {} : { subjectType }),
+    ...(lifetime === 0 ? {} : { sessionKeyLifetimeSec: lifetime }),
+  }
+}
+
+/** A MAF client registration as the API shows it. */
+export function mafClientToProto(c: MafClientRecord, mafFqdn: string): pb.MafClient {
+  return pb.MafClient.fromPartial({
+    registrationId: c.registrationId,
+    clientId: c.clientId,
+    expirationTime: new Date(c.expiresAt),
+    labels: [...c.labels],
+    adminFqdn: c.adminFqdn,
+    mafFqdn,
+    updatedAt: new Date(c.updatedAt),
+  })
+}
+
+/** A MAF key registration as the API shows it (never the key). */
+export function mafKeyToProto(k: MafKeyRecord, mafFqdn: string): pb.MafKey {
+  return pb.MafKey.fromPartial({
+    relativeKeyId: k.relativeKeyId,
+    keyIdentifier: `${k.relativeKeyId}@${mafFqdn}`,
+    sourceClientId: k.sourceClientId,
+    suid: k.suid,
+    targetIds: [...k.targetIds],
+    expirationTime: new Date(k.expiresAt),
+    labels: [...k.labels],
+    adminFqdn: k.adminFqdn,
   })
 }
 
@@ -67,6 +132,7 @@ export function entityToProto(e: EntityRecord): pb.Entity {
     credentials: e.credentials.map(credentialToProto),
     createdAt: new Date(e.createdAt),
     updatedAt: new Date(e.updatedAt),
+    policy: policyToProto(e.policy),
   })
 }
 

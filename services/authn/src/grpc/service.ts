@@ -7,8 +7,13 @@
 import * as pb from '@m2msec/proto/authn/v1'
 import type { UnaryHandlers } from '@m2msec/runtime'
 import type { AuthnOperations } from '../domain/operations/index.ts'
+import { sourceOfPeer } from '../domain/flood.ts'
 import {
   addCredentialFromProto,
+  mafClientToProto,
+  mafKeyToProto,
+  policyFromProto,
+  policyToProto,
   claimsToProto,
   credentialToProto,
   entityToProto,
@@ -23,7 +28,8 @@ export type AuthnHandlers = UnaryHandlers<typeof pb.AuthenticationService>
 export const UNAUTHENTICATED_METHODS = ['issueToken'] as const
 
 /** The Authentication handlers over the domain operations (register IssueToken as unauthenticated). */
-export function createAuthnGrpcService(ops: AuthnOperations): AuthnHandlers {
+export function createAuthnGrpcService(ops: AuthnOperations, opts: { mafFqdn: string }): AuthnHandlers {
+  const fqdn = opts.mafFqdn
   return {
     async createTenant(r, { principal }) {
       const tenant = await ops.createTenant(principal, {
@@ -71,12 +77,13 @@ export function createAuthnGrpcService(ops: AuthnOperations): AuthnHandlers {
       const c = await ops.revokeCredential(principal, { entityId: r.entityId, credentialId: r.credentialId })
       return { credential: credentialToProto(c) }
     },
-    async issueToken(r) {
+    async issueToken(r, { peer }) {
       const t = await ops.issueToken({
         tenant: r.tenant,
         assertion: r.assertion,
         audience: r.audience,
         popPublicJwk: r.popPublicJwk,
+        source: sourceOfPeer(peer),
       })
       return {
         accessToken: t.accessToken,
@@ -93,7 +100,9 @@ export function createAuthnGrpcService(ops: AuthnOperations): AuthnHandlers {
     },
     async introspect(r, { principal }) {
       const out = await ops.introspect(principal, r.token)
-      return out.active ? { active: true, claims: claimsToProto(out.claims) } : { active: false }
+      return out.active
+        ? { active: true, claims: claimsToProto(out.claims), entityId: out.entityId }
+        : { active: false, entityId: '' }
     },
     async revokeToken(r, { principal }) {
       await ops.revokeToken(principal, r.tokenId)
@@ -101,6 +110,73 @@ export function createAuthnGrpcService(ops: AuthnOperations): AuthnHandlers {
     },
     async rotateSigningKey(_r, { principal }) {
       return ops.rotateSigningKey(principal)
+    },
+    async setAuthPolicy(r, { principal }) {
+      const effective = await ops.setAuthPolicy(principal, { entityId: r.entityId, policy: policyFromProto(r.policy) })
+      return { effective: policyToProto(effective) }
+    },
+    async deriveSessionKey(r, { principal }) {
+      const k = await ops.deriveSessionKey(principal, {
+        entityId: r.entityId,
+        credentialId: r.credentialId,
+        grantees: r.grantees,
+      })
+      return {
+        sessionId: k.sessionId,
+        kmsKeyId: k.kmsKeyId,
+        credentialId: k.credentialId,
+        salt: Buffer.from(k.salt),
+        info: Buffer.from(k.info),
+        expiresAt: k.expiresAt,
+      }
+    },
+    async registerMafClient(r, { principal }) {
+      const c = await ops.registerMafClient(principal, {
+        clientId: r.clientId,
+        expirationTime: r.expirationTime,
+        labels: r.labels,
+        adminFqdn: r.adminFqdn,
+      })
+      return { client: mafClientToProto(c, fqdn) }
+    },
+    async getMafClient(r, { principal }) {
+      return { client: mafClientToProto(await ops.getMafClient(principal, r.clientId), fqdn) }
+    },
+    async deregisterMafClient(r, { principal }) {
+      await ops.deregisterMafClient(principal, r.clientId)
+      return {}
+    },
+    async registerMafKey(r, { principal }) {
+      const out = await ops.registerMafKey(principal, {
+        sourceClientId: r.sourceClientId,
+        suid: r.suid,
+        targetIds: r.targetIds,
+        expirationTime: r.expirationTime,
+        labels: r.labels,
+        adminFqdn: r.adminFqdn,
+        recipientPublicJwk: r.recipientPublicJwk,
+      })
+      return { key: mafKeyToProto(out.key, fqdn), wrappedKey: out.wrappedKey }
+    },
+    async retrieveMafKey(r, { principal }) {
+      const out = await ops.retrieveMafKey(principal, {
+        keyIdentifier: r.keyIdentifier,
+        recipientPublicJwk: r.recipientPublicJwk,
+      })
+      return { key: mafKeyToProto(out.key, fqdn), wrappedKey: out.wrappedKey }
+    },
+    async updateMafKey(r, { principal }) {
+      const k = await ops.updateMafKey(principal, {
+        relativeKeyId: r.relativeKeyId,
+        ...(r.expirationTime === undefined ? {} : { expirationTime: r.expirationTime }),
+        ...(r.replaceTargets ? { targetIds: r.targetIds } : {}),
+        ...(r.replaceLabels ? { labels: r.labels } : {}),
+      })
+      return { key: mafKeyToProto(k, fqdn) }
+    },
+    async deregisterMafKey(r, { principal }) {
+      await ops.deregisterMafKey(principal, r.relativeKeyId)
+      return {}
     },
   }
 }

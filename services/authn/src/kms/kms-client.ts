@@ -9,14 +9,18 @@ import { readFileSync } from 'node:fs'
 import * as grpc from '@grpc/grpc-js'
 import {
   CreateKeyRequest,
+  DeriveKeyRequest,
   GetKeyRequest,
   ImportKeyRequest,
   KeyAlgorithm,
   KeyManagementClient,
   KeyManagementService,
+  KeyOperation,
+  KeyState,
   KeyVersionState,
   MacRequest,
   RotateKeyRequest,
+  SetKeyStateRequest,
   SignRequest,
   VerifyMacRequest,
   WrapKeyRequest,
@@ -166,6 +170,46 @@ export function createKmsClient(opts: KmsClientOptions): KmsClient {
         kms.wrapKey(WrapKeyRequest.fromPartial({ keyId, recipient: { $case: 'publicJwk', value: publicJwk } }), o),
       )
       return res.wrappedKey
+    },
+    async deriveHmacKey(tenant, baseKeyId, hkdf, spec) {
+      const usagePolicy =
+        spec.grantees.length === 0
+          ? []
+          : [
+              {
+                principals: [...spec.grantees],
+                operations: [KeyOperation.KEY_OPERATION_MAC, KeyOperation.KEY_OPERATION_VERIFY_MAC],
+              },
+            ]
+      const res = await call(tenant, (o) =>
+        kms.deriveKey(
+          DeriveKeyRequest.fromPartial({
+            baseKeyId,
+            kdf: { $case: 'hkdf', value: { salt: Buffer.from(hkdf.salt), info: Buffer.from(hkdf.info) } },
+            keySpec: {
+              algorithm: KeyAlgorithm.KEY_ALGORITHM_HMAC_SHA256,
+              purpose: spec.purpose,
+              exportable: false,
+              usagePolicy,
+              labels: { ...spec.labels },
+            },
+          }),
+          o,
+        ),
+      )
+      return keyInfo(res.key)
+    },
+    async scheduleDestruction(tenant, keyId, destroyAfter) {
+      await call(tenant, (o) =>
+        kms.setKeyState(
+          SetKeyStateRequest.fromPartial({
+            keyId,
+            state: KeyState.KEY_STATE_DESTRUCTION_SCHEDULED,
+            destroyAfter,
+          }),
+          o,
+        ),
+      )
     },
     close() {
       raw.close()

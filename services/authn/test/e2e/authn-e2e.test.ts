@@ -142,6 +142,8 @@ async function startReplica(name: string): Promise<AuthnApp> {
     nats: { servers: [nats.url] },
     kms: { target: kms.target, tls: { caFile: pki.paths.caCert, certFile, keyFile } },
     auth: { mtls: true, devTokenFile: tokenFile },
+    // The throughput test issues 60 tokens for one device at once, above the default per-entity rate.
+    flood: { entityRatePerSec: 1000, entityBurst: 1000 },
     log: { level: 'warn' },
   })
   return startAuthn(config, createLogger({ level: 'warn', service: `authn-${name}` }, { write: () => undefined }))

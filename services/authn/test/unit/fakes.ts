@@ -3,23 +3,44 @@
  * set. The fake KMS really computes HMACs and ECDSA signatures (node:crypto), so assertions
  * and tokens made against it verify like real ones.
  */
-import { createHmac, generateKeyPairSync, randomBytes, sign, timingSafeEqual, type KeyObject } from 'node:crypto'
+import {
+  createHmac,
+  generateKeyPairSync,
+  hkdfSync,
+  randomBytes,
+  sign,
+  timingSafeEqual,
+  type KeyObject,
+} from 'node:crypto'
 import { CompactEncrypt, importJWK, type JWK } from 'jose'
 import { M2msecError } from '@m2msec/errors'
-import type { EntityRecord, TenantRecord } from '../../src/domain/model.ts'
 import type {
+  EntityRecord,
+  MafClientRecord,
+  MafKeyRecord,
+  SessionKeyRecord,
+  TenantRecord,
+} from '../../src/domain/model.ts'
+import type {
+  AttemptStore,
   AuditEntry,
   AuthnDeps,
   AuthnEvent,
   AuthnSettings,
   EntityStore,
   JtiStore,
+  FailureState,
   KmsKeyInfo,
+  MafClientStore,
+  MafKeyStore,
+  PseudonymStore,
   RevocationStore,
+  SessionKeyStore,
   RevokedToken,
   TenantKms,
   TenantStore,
   Versioned,
+  VersionedPage,
 } from '../../src/domain/ports.ts'
 
 class MemoryKv<T> {
@@ -94,6 +115,99 @@ export function memoryRevocations(): RevocationStore & { readonly tokens: Revoke
   }
 }
 
+export function memoryAttempts(): AttemptStore & { readonly states: Map<string, FailureState>; writes: number } {
+  const states = new Map<string, FailureState>()
+  const store = {
+    states,
+    writes: 0,
+    get: (key: string) => states.get(key),
+    async record(key: string, next: (cur: FailureState | undefined) => FailureState) {
+      store.writes++
+      const v = next(states.get(key))
+      states.set(key, v)
+      return v
+    },
+    async clear(key: string) {
+      store.writes++
+      states.delete(key)
+    },
+  }
+  return store
+}
+
+export function memoryPseudonyms(): PseudonymStore & {
+  readonly entries: Map<string, { entityId: string; audience: string }>
+} {
+  const entries = new Map<string, { entityId: string; audience: string }>()
+  return {
+    entries,
+    async remember(t, p, e) {
+      if (!entries.has(`${t}/${p}`)) entries.set(`${t}/${p}`, { ...e })
+    },
+    resolve: async (t, p) => entries.get(`${t}/${p}`),
+  }
+}
+
+/** A tenant-scoped versioned map with list-all paging, for the expiring stores. */
+class MemoryRecords<T> {
+  readonly kv = new MemoryKv<T>()
+  key(tenant: string, id: string) {
+    return `${tenant}\u0000${id}`
+  }
+  page(p: { limit: number; after?: string }): VersionedPage<T> {
+    const keys = [...this.kv.items.keys()].filter((k) => p.after === undefined || k > p.after).sort()
+    const page = keys.slice(0, p.limit)
+    const items = page.map((k) => this.kv.items.get(k) as Versioned<T>)
+    return keys.length > p.limit ? { items, next: page.at(-1) as string } : { items }
+  }
+  delete(k: string, revision?: number) {
+    const cur = this.kv.items.get(k)
+    if (revision !== undefined && cur?.revision !== revision) throw new M2msecError('ERR_REVISION_CONFLICT', 'conflict')
+    this.kv.items.delete(k)
+  }
+}
+
+export function memorySessions(): SessionKeyStore & { readonly records: MemoryRecords<SessionKeyRecord> } {
+  const records = new MemoryRecords<SessionKeyRecord>()
+  return {
+    records,
+    create: async (r) => records.kv.create(records.key(r.tenant, r.sessionId), r),
+    get: async (t, id) => records.kv.get(records.key(t, id)),
+    delete: async (t, id, rev) => records.delete(records.key(t, id), rev),
+    list: async (p) => records.page(p),
+  }
+}
+
+export function memoryMafClients(): MafClientStore {
+  const records = new MemoryRecords<MafClientRecord>()
+  return {
+    get: async (t, id) => records.kv.get(records.key(t, id)),
+    async put(r) {
+      const k = records.key(r.tenant, r.clientId)
+      const cur = records.kv.get(k)
+      return cur === undefined ? records.kv.create(k, r) : records.kv.update(k, r, cur.revision)
+    },
+    async delete(t, id, rev) {
+      const k = records.key(t, id)
+      if (records.kv.get(k) === undefined) throw new M2msecError('ERR_NOT_FOUND', 'gone')
+      records.delete(k, rev)
+    },
+    list: async (p) => records.page(p),
+  }
+}
+
+export function memoryMafKeys(): MafKeyStore & { readonly records: MemoryRecords<MafKeyRecord> } {
+  const records = new MemoryRecords<MafKeyRecord>()
+  return {
+    records,
+    get: async (t, id) => records.kv.get(records.key(t, id)),
+    create: async (r) => records.kv.create(records.key(r.tenant, r.relativeKeyId), r),
+    update: async (r, rev) => records.kv.update(records.key(r.tenant, r.relativeKeyId), r, rev),
+    delete: async (t, id, rev) => records.delete(records.key(t, id), rev),
+    list: async (p) => records.page(p),
+  }
+}
+
 interface FakeVersion {
   version: number
   createdAt: Date
@@ -107,6 +221,8 @@ interface FakeKey {
   exportable: boolean
   state: string
   versions: FakeVersion[]
+  grantees?: readonly string[]
+  labels?: Readonly<Record<string, string>>
 }
 
 /** A KMS that holds keys in memory. `secretOf` exposes HMAC keys to tests (the real KMS never does). */
@@ -191,6 +307,7 @@ export class FakeKms implements TenantKms {
   }
   async mac(tenant: string, keyId: string, data: Uint8Array) {
     this.calls.push('mac')
+    if (this.key(tenant, keyId).state !== 'ENABLED') throw new M2msecError('ERR_KEY_DISABLED', 'key is disabled')
     return new Uint8Array(createHmac('sha256', this.secretOf(tenant, keyId)).update(data).digest())
   }
   async verifyMac(tenant: string, keyId: string, data: Uint8Array, mac: Uint8Array) {
@@ -201,10 +318,46 @@ export class FakeKms implements TenantKms {
     return expected.length === mac.length && timingSafeEqual(expected, mac)
   }
   async wrapKeyForJwk(tenant: string, keyId: string, publicJwk: string) {
+    this.calls.push('wrapKey')
+    const k = this.key(tenant, keyId)
+    if (!k.exportable) throw new M2msecError('ERR_EXPORT_DENIED', 'key is not exportable')
+    if (k.state !== 'ENABLED') throw new M2msecError('ERR_KEY_DISABLED', 'key is disabled')
     const recipient = await importJWK(JSON.parse(publicJwk) as JWK, 'ECDH-ES+A256KW')
     return new CompactEncrypt(this.secretOf(tenant, keyId))
       .setProtectedHeader({ alg: 'ECDH-ES+A256KW', enc: 'A256GCM' })
       .encrypt(recipient)
+  }
+  async deriveHmacKey(
+    tenant: string,
+    baseKeyId: string,
+    hkdf: { salt: Uint8Array; info: Uint8Array },
+    spec: { labels: Readonly<Record<string, string>>; grantees: readonly string[] },
+  ) {
+    this.calls.push('deriveKey')
+    const base = this.key(tenant, baseKeyId)
+    if (base.state !== 'ENABLED') throw new M2msecError('ERR_KEY_DISABLED', 'key is disabled')
+    const secret = Buffer.from(hkdfSync('sha256', this.secretOf(tenant, baseKeyId), hkdf.salt, hkdf.info, 32))
+    const id = `derived-${++this.n}`
+    this.keys.set(`${tenant}/${id}`, {
+      id,
+      algorithm: 'HMAC_SHA256',
+      exportable: false,
+      state: 'ENABLED',
+      versions: [{ version: 1, createdAt: new Date(), secret }],
+      grantees: spec.grantees,
+      labels: spec.labels,
+    })
+    return this.info(this.key(tenant, id))
+  }
+  async scheduleDestruction(tenant: string, keyId: string) {
+    this.calls.push('scheduleDestruction')
+    this.key(tenant, keyId).state = 'DESTRUCTION_SCHEDULED'
+  }
+  stateOf(tenant: string, keyId: string): string {
+    return this.key(tenant, keyId).state
+  }
+  grantsOf(tenant: string, keyId: string): readonly string[] | undefined {
+    return this.key(tenant, keyId).grantees
   }
 }
 
@@ -218,12 +371,26 @@ export const SETTINGS: AuthnSettings = {
   maxAssertionBytes: 8192,
   operatorTenant: '_platform',
   signingKeyCacheMs: 0,
+  flood: {
+    // Off unless a test turns it on: the assertion tables fail on purpose, many times.
+    entity: { freeFailures: 1_000_000, baseDelayMs: 1000, maxDelayMs: 60_000 },
+    source: { freeFailures: 1_000_000, baseDelayMs: 1000, maxDelayMs: 300_000 },
+    failureWindowMs: 900_000,
+    entityRate: { perSec: 0, burst: 1 },
+    sourceRate: { perSec: 0, burst: 1 },
+  },
+  session: { defaultLifetimeSec: 3600, maxLifetimeSec: 86_400 },
+  maf: { fqdn: 'maf.example.com', maxKeyLifetimeSec: 30 * 86_400, maxClientLifetimeSec: 365 * 86_400 },
 }
 
 export interface FakeDeps extends AuthnDeps {
   readonly kms: FakeKms
   readonly jti: ReturnType<typeof memoryJti>
   readonly revocations: ReturnType<typeof memoryRevocations>
+  readonly attempts: ReturnType<typeof memoryAttempts>
+  readonly pseudonyms: ReturnType<typeof memoryPseudonyms>
+  readonly sessions: ReturnType<typeof memorySessions>
+  readonly mafKeys: ReturnType<typeof memoryMafKeys>
   readonly auditLog: AuditEntry[]
   readonly published: AuthnEvent[]
 }
@@ -236,6 +403,11 @@ export function fakeDeps(settings: Partial<AuthnSettings> = {}): FakeDeps {
     entities: memoryEntities(),
     jti: memoryJti(),
     revocations: memoryRevocations(),
+    attempts: memoryAttempts(),
+    pseudonyms: memoryPseudonyms(),
+    sessions: memorySessions(),
+    mafClients: memoryMafClients(),
+    mafKeys: memoryMafKeys(),
     kms: new FakeKms(),
     audit: { append: async (e) => void auditLog.push(e) },
     events: { publish: async (e) => void published.push(e) },

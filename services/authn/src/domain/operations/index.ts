@@ -2,20 +2,41 @@
  * The authn use cases bound to their dependencies: what the gRPC handlers and the JWKS HTTP
  * endpoint call.
  */
-import type { Caller } from '../model.ts'
+import { createFloodGuard } from '../flood.ts'
+import type { AuthPolicyRecord, Caller } from '../model.ts'
 import type { AuthnDeps } from '../ports.ts'
+import { createPseudonyms } from '../pseudonyms.ts'
 import { createSigningKeys, type SigningKeys } from '../signing-keys.ts'
 import { addCredential, revokeCredential, type AddCredentialInput } from './credentials.ts'
 import { disableEntity, getEntity, listEntities, registerEntity, type RegisterEntityInput } from './entities.ts'
 import { issueToken, type IssueTokenInput } from './issue-token.ts'
 import { createTenant, disableTenant, listTenants, setTrustAnchors, type CreateTenantInput } from './tenants.ts'
 import { introspect, platformJwks, revokeToken, rotateSigningKey, tenantJwks } from './tokens.ts'
+import {
+  deregisterMafClient,
+  deregisterMafKey,
+  getMafClient,
+  registerMafClient,
+  registerMafKey,
+  retrieveMafKey,
+  updateMafKey,
+  type RegisterMafClientInput,
+  type RegisterMafKeyInput,
+  type UpdateMafKeyInput,
+} from './maf.ts'
+import { setAuthPolicy } from './policy.ts'
+import { deriveSessionKey, type DeriveSessionKeyInput } from './session-keys.ts'
+import { sweepExpired } from './sweep.ts'
 
 export type { AddCredentialInput, AddCredentialResult, SymmetricSource } from './credentials.ts'
 export type { RegisterEntityInput } from './entities.ts'
 export type { IssueTokenInput, IssuedToken } from './issue-token.ts'
 export type { CreateTenantInput } from './tenants.ts'
-export type { TokenClaims } from './tokens.ts'
+export type { IntrospectResult, TokenClaims } from './tokens.ts'
+export type { RegisterMafClientInput, RegisterMafKeyInput, UpdateMafKeyInput } from './maf.ts'
+export type { EffectivePolicy } from './policy.ts'
+export type { DeriveSessionKeyInput, DerivedSessionKey } from './session-keys.ts'
+export type { SweepResult } from './sweep.ts'
 
 /**
  * @example
@@ -26,6 +47,7 @@ export type { TokenClaims } from './tokens.ts'
  */
 export function createAuthnOperations(deps: AuthnDeps) {
   const signing: SigningKeys = createSigningKeys(deps)
+  const tokenServices = { signing, flood: createFloodGuard(deps), pseudonyms: createPseudonyms(deps) }
   return {
     signing,
     createTenant: (c: Caller, i: CreateTenantInput) => createTenant(deps, c, i),
@@ -38,12 +60,22 @@ export function createAuthnOperations(deps: AuthnDeps) {
     disableEntity: (c: Caller, entityId: string) => disableEntity(deps, c, entityId),
     addCredential: (c: Caller, i: AddCredentialInput) => addCredential(deps, c, i),
     revokeCredential: (c: Caller, r: { entityId: string; credentialId: string }) => revokeCredential(deps, c, r),
-    issueToken: (i: IssueTokenInput) => issueToken(deps, signing, i),
+    issueToken: (i: IssueTokenInput) => issueToken(deps, tokenServices, i),
     introspect: (c: Caller, token: string) => introspect(deps, signing, c, token),
     revokeToken: (c: Caller, tokenId: string) => revokeToken(deps, c, tokenId),
     rotateSigningKey: (c: Caller) => rotateSigningKey(deps, signing, c),
     tenantJwks: (tenantId: string) => tenantJwks(deps, signing, tenantId),
     platformJwks: () => platformJwks(deps, signing),
+    setAuthPolicy: (c: Caller, r: { entityId: string; policy: AuthPolicyRecord }) => setAuthPolicy(deps, c, r),
+    deriveSessionKey: (c: Caller, i: DeriveSessionKeyInput) => deriveSessionKey(deps, c, i),
+    registerMafClient: (c: Caller, i: RegisterMafClientInput) => registerMafClient(deps, c, i),
+    getMafClient: (c: Caller, clientId: string) => getMafClient(deps, c, clientId),
+    deregisterMafClient: (c: Caller, clientId: string) => deregisterMafClient(deps, c, clientId),
+    registerMafKey: (c: Caller, i: RegisterMafKeyInput) => registerMafKey(deps, c, i),
+    retrieveMafKey: (c: Caller, r: { keyIdentifier: string; recipientPublicJwk: string }) => retrieveMafKey(deps, c, r),
+    updateMafKey: (c: Caller, i: UpdateMafKeyInput) => updateMafKey(deps, c, i),
+    deregisterMafKey: (c: Caller, relativeKeyId: string) => deregisterMafKey(deps, c, relativeKeyId),
+    sweepExpired: () => sweepExpired(deps),
   }
 }
 

@@ -27,7 +27,9 @@ import {
   type EntityRecord,
   type TenantRecord,
 } from '../model.ts'
+import type { FloodGuard } from '../flood.ts'
 import type { AuthnDeps } from '../ports.ts'
+import type { Pseudonyms } from '../pseudonyms.ts'
 import type { SigningKeys } from '../signing-keys.ts'
 import { ACCESS_TOKEN_TYP, SERVER_PROOF_TYP, serverProofInput } from '../tokens.ts'
 
@@ -39,6 +41,15 @@ export interface IssueTokenInput {
   readonly audience: string
   /** '' = no proof-of-possession key. */
   readonly popPublicJwk: string
+  /** The client's address (flood protection); absent = `unknown`. */
+  readonly source?: string
+}
+
+/** What IssueToken uses besides the ports. */
+export interface IssueTokenServices {
+  readonly signing: SigningKeys
+  readonly flood: FloodGuard
+  readonly pseudonyms: Pseudonyms
 }
 
 /** IssueToken output. */
@@ -68,7 +79,8 @@ function refused(reason: string): M2msecError {
   )
 }
 
-function usableAt(c: CredentialRecord, now: Date): boolean {
+/** True when the credential is active and `now` is inside its validity window. */
+export function usableAt(c: CredentialRecord, now: Date): boolean {
   if (c.state !== 'ACTIVE') return false
   if (Date.parse(c.notBefore) > now.getTime()) return false
   return c.notAfter === undefined || now.getTime() < Date.parse(c.notAfter)
@@ -143,11 +155,12 @@ async function verifyAssertion(
 
 async function run(
   deps: AuthnDeps,
-  signing: SigningKeys,
+  services: IssueTokenServices,
   input: IssueTokenInput,
   a: ParsedAssertion,
   now: Date,
 ): Promise<IssuedToken> {
+  const signing = services.signing
   const s = deps.settings
   const audience = input.audience === '' ? s.defaultAudience : input.audience
   if (!AUDIENCE.test(audience) || audience.length > LIMITS.audienceChars) {
@@ -180,9 +193,10 @@ async function run(
   const exp = iat + s.tokenLifetimeSec
   const cnf = jkt !== undefined ? { jkt } : auth.type === 'CERTIFICATE' ? { 'x5t#S256': auth.x5tS256 } : undefined
   const loa = LOA[auth.type]
+  const sub = await services.pseudonyms.subjectFor(tenant, entity, audience)
   const claims = {
     iss: s.issuer,
-    sub: entity.id,
+    sub,
     aud: audience,
     tenant: tenant.id,
     loa,
@@ -214,22 +228,40 @@ async function run(
   }
 }
 
+/** Statuses of a failed authentication (they count towards the back-off). */
+const AUTH_FAILURES = new Set(['UNAUTHENTICATED', 'INVALID_ARGUMENT'])
+
 /**
  * IssueToken. Every outcome is audited (principal = the assertion's `sub`, or `anonymous`
- * when it did not parse; a refusal's precise reason in `details.reason`).
+ * when it did not parse; a refusal's precise reason in `details.reason`). Flood protection
+ * (see flood.ts) runs first for the source address and, once the assertion names an entity,
+ * for the entity; a failed attempt counts for both, and a back-off it starts is audited as
+ * `authn.AuthBackoff`. Attempts refused by the flood protection are audited too, but never
+ * verified.
  */
-export async function issueToken(deps: AuthnDeps, signing: SigningKeys, input: IssueTokenInput): Promise<IssuedToken> {
+export async function issueToken(
+  deps: AuthnDeps,
+  services: IssueTokenServices,
+  input: IssueTokenInput,
+): Promise<IssuedToken> {
   const now = deps.clock.now()
+  const source = input.source ?? 'unknown'
+  const tenantId = TENANT_ID_PATTERN.test(input.tenant) ? input.tenant : '-'
   const base = {
-    tenant: TENANT_ID_PATTERN.test(input.tenant) ? input.tenant : '-',
+    tenant: tenantId,
     principal: 'anonymous',
     action: 'authn.IssueToken',
     resource: 'token',
   }
+  let entity: { tenant: string; id: string } | undefined
   try {
+    services.flood.checkSource(source)
     const a = parseAssertion(input.assertion, deps.settings, now)
     base.principal = a.sub
-    const issued = await run(deps, signing, input, a, now)
+    entity = { tenant: tenantId, id: a.sub }
+    services.flood.checkEntity(tenantId, a.sub)
+    const issued = await run(deps, services, input, a, now)
+    await services.flood.succeeded(tenantId, a.sub)
     await appendOrFail(deps, {
       ...base,
       resource: `token/${issued.tokenId}`,
@@ -240,11 +272,44 @@ export async function issueToken(deps: AuthnDeps, signing: SigningKeys, input: I
   } catch (err) {
     if (isM2msecError(err) && err.code !== 'ERR_AUDIT_UNAVAILABLE') {
       const reason = (err.cause instanceof Error ? err.cause.message : err.message).slice(0, 200)
-      const denied = err.status === 'UNAUTHENTICATED' || err.status === 'INVALID_ARGUMENT'
-      await appendOrFail(deps, { ...base, result: denied ? 'denied' : 'error', code: err.code, details: { reason } })
+      const denied = AUTH_FAILURES.has(err.status) || err.code === 'ERR_RATE_LIMITED'
+      await appendOrFail(deps, {
+        ...base,
+        result: denied ? 'denied' : 'error',
+        code: err.code,
+        details: { reason, source },
+      })
+      if (AUTH_FAILURES.has(err.status)) await recordFailure(deps, services, base, source, entity)
     } else if (!isM2msecError(err)) {
       await appendOrFail(deps, { ...base, result: 'error', code: 'ERR_INTERNAL' })
     }
     throw err
+  }
+}
+
+async function recordFailure(
+  deps: AuthnDeps,
+  services: IssueTokenServices,
+  base: { tenant: string; principal: string },
+  source: string,
+  entity: { tenant: string; id: string } | undefined,
+): Promise<void> {
+  let backoffs: Array<{ scope: string; ms: number }>
+  try {
+    backoffs = await services.flood.failed(source, entity)
+  } catch (err) {
+    // The refusal stands either way; losing one failure count only weakens the back-off.
+    deps.onBackgroundError?.(err)
+    return
+  }
+  for (const b of backoffs) {
+    await appendOrFail(deps, {
+      ...base,
+      action: 'authn.AuthBackoff',
+      resource: b.scope === 'source' ? `source/${source}` : `entity/${entity?.id ?? ''}`,
+      result: 'denied',
+      code: 'ERR_RATE_LIMITED',
+      details: { scope: b.scope, retryAfterMs: b.ms },
+    })
   }
 }

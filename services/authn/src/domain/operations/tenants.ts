@@ -107,7 +107,8 @@ export async function listTenants(
   return next === undefined ? { tenants: page.items } : { tenants: page.items, nextPageToken: next }
 }
 
-async function updateTenant(
+/** Applies `change` to the current tenant with a revision check, re-reading on a conflict. */
+export async function updateTenant(
   deps: AuthnDeps,
   tenantId: string,
   change: (t: TenantRecord) => TenantRecord,

@@ -5,6 +5,7 @@ import { isAdmin, loadEnabledCallerTenant, requireAdmin } from '../access.ts'
 import { audited, publishInBackground } from '../audit.ts'
 import { SERVICE_ROLE, TENANT_ID_PATTERN, type Caller, type TenantRecord } from '../model.ts'
 import type { AuthnDeps } from '../ports.ts'
+import { isPseudonym } from '../pseudonyms.ts'
 import type { SigningKeys } from '../signing-keys.ts'
 import { ACCESS_TOKEN_TYP, parseSigningKid } from '../tokens.ts'
 
@@ -54,18 +55,25 @@ function claimsOf(p: JWTPayload): TokenClaims | undefined {
   }
 }
 
+/** Introspect's answer: the claims, and the entity behind them when the caller may know it. */
+export type IntrospectResult =
+  { readonly active: false } | { readonly active: true; readonly claims: TokenClaims; readonly entityId: string }
+
 /**
  * Introspect: a token is active when it is an ES256 access token of this issuer, signed by a
  * published key of the tenant it names, not expired, not revoked, and its tenant and entity
- * are enabled. Callers of another tenant, and callers that are neither admin, a service nor
- * the subject, always see `active: false` (RFC 7662 §4: no information leaks).
+ * are enabled. Callers of another tenant, and callers that are neither admin, a service, the
+ * token's entity nor a relying party it is addressed to (caller id in `aud`), always see
+ * `active: false` (RFC 7662 §4: no information leaks). `entityId` is the entity behind a
+ * pairwise `sub`: given to admins, services and the entity itself, never to a relying party
+ * (for which the pseudonym is the entity).
  */
 export async function introspect(
   deps: AuthnDeps,
   signing: SigningKeys,
   caller: Caller,
   token: string,
-): Promise<{ active: false } | { active: true; claims: TokenClaims }> {
+): Promise<IntrospectResult> {
   if (typeof token !== 'string' || token.length === 0 || Buffer.byteLength(token) > deps.settings.maxAssertionBytes) {
     return INACTIVE
   }
@@ -100,11 +108,18 @@ export async function introspect(
   }
   const claims = claimsOf(payload)
   if (claims === undefined || claims.tenant !== tenant.id) return INACTIVE
-  if (!isAdmin(caller) && !caller.roles.includes(SERVICE_ROLE) && caller.id !== claims.sub) return INACTIVE
   if (deps.revocations.isRevoked(tenant.id, claims.jti)) return INACTIVE
-  const entity = (await deps.entities.get(tenant.id, claims.sub))?.value
+  let entityId = claims.sub
+  if (isPseudonym(claims.sub)) {
+    const found = await deps.pseudonyms.resolve(tenant.id, claims.sub)
+    if (found === undefined || !claims.aud.includes(found.audience)) return INACTIVE
+    entityId = found.entityId
+  }
+  const privileged = isAdmin(caller) || caller.roles.includes(SERVICE_ROLE) || caller.id === entityId
+  if (!privileged && !claims.aud.includes(caller.id)) return INACTIVE
+  const entity = (await deps.entities.get(tenant.id, entityId))?.value
   if (entity === undefined || entity.state !== 'ENABLED') return INACTIVE
-  return { active: true, claims }
+  return { active: true, claims, entityId: privileged || entityId === claims.sub ? entityId : '' }
 }
 
 /**

@@ -343,6 +343,53 @@ export function serverProofTypeToJSON(object: ServerProofType): string {
   }
 }
 
+/** How an entity's token subject is formed. */
+export enum SubjectType {
+  /** SUBJECT_TYPE_UNSPECIFIED - Inherit (entity: the tenant's choice; tenant: PUBLIC). */
+  SUBJECT_TYPE_UNSPECIFIED = 0,
+  /** SUBJECT_TYPE_PUBLIC - sub is the entity id for every audience. */
+  SUBJECT_TYPE_PUBLIC = 1,
+  /**
+   * SUBJECT_TYPE_PAIRWISE - sub is a pairwise pseudonym per audience (relying party), except for the platform's own
+   * audience (setting token.defaultAudience): stable for one relying party, unlinkable across
+   * relying parties (OpenID Connect pairwise subject identifiers).
+   */
+  SUBJECT_TYPE_PAIRWISE = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function subjectTypeFromJSON(object: any): SubjectType {
+  switch (object) {
+    case 0:
+    case "SUBJECT_TYPE_UNSPECIFIED":
+      return SubjectType.SUBJECT_TYPE_UNSPECIFIED;
+    case 1:
+    case "SUBJECT_TYPE_PUBLIC":
+      return SubjectType.SUBJECT_TYPE_PUBLIC;
+    case 2:
+    case "SUBJECT_TYPE_PAIRWISE":
+      return SubjectType.SUBJECT_TYPE_PAIRWISE;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return SubjectType.UNRECOGNIZED;
+  }
+}
+
+export function subjectTypeToJSON(object: SubjectType): string {
+  switch (object) {
+    case SubjectType.SUBJECT_TYPE_UNSPECIFIED:
+      return "SUBJECT_TYPE_UNSPECIFIED";
+    case SubjectType.SUBJECT_TYPE_PUBLIC:
+      return "SUBJECT_TYPE_PUBLIC";
+    case SubjectType.SUBJECT_TYPE_PAIRWISE:
+      return "SUBJECT_TYPE_PAIRWISE";
+    case SubjectType.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 /** A tenant (a service provider). */
 export interface Tenant {
   /** 1-63 characters from [a-z0-9-], starting with a letter or digit. */
@@ -362,7 +409,11 @@ export interface Tenant {
     | Date
     | undefined;
   /** When the tenant last changed. */
-  updatedAt?: Date | undefined;
+  updatedAt?:
+    | Date
+    | undefined;
+  /** The tenant's authentication policy (defaults for its entities). */
+  policy?: AuthPolicy | undefined;
 }
 
 /** One trust anchor of a tenant. */
@@ -458,7 +509,11 @@ export interface Entity {
     | Date
     | undefined;
   /** When the entity last changed. */
-  updatedAt?: Date | undefined;
+  updatedAt?:
+    | Date
+    | undefined;
+  /** The entity's own authentication policy (unset fields inherit the tenant's). */
+  policy?: AuthPolicy | undefined;
 }
 
 export interface Entity_LabelsEntry {
@@ -753,7 +808,15 @@ export interface IntrospectResponse {
   /** Whether the token is active. */
   active: boolean;
   /** The token's claims; set only when active. */
-  claims?: TokenClaims | undefined;
+  claims?:
+    | TokenClaims
+    | undefined;
+  /**
+   * The entity the token was issued to, when the caller may know it (tenant admin, service,
+   * the entity itself). Equal to claims.sub unless sub is a pairwise pseudonym; empty for a
+   * relying party introspecting a pseudonymous token.
+   */
+  entityId: string;
 }
 
 /** RevokeToken input. */
@@ -778,6 +841,229 @@ export interface RotateSigningKeyResponse {
   version: number;
 }
 
+/** Authentication policy of a tenant or an entity. Unset fields inherit. */
+export interface AuthPolicy {
+  /** How the token subject is formed. */
+  subjectType: SubjectType;
+  /**
+   * Lifetime of derived session keys in seconds, 60 to session.maxLifetimeSec; 0 = inherit
+   * (tenant: session.defaultLifetimeSec).
+   */
+  sessionKeyLifetimeSec: number;
+}
+
+/** SetAuthPolicy input. */
+export interface SetAuthPolicyRequest {
+  /** The entity whose policy to set; empty for the tenant's policy. */
+  entityId: string;
+  /** The new policy (replaces the previous one). */
+  policy?: AuthPolicy | undefined;
+}
+
+/** SetAuthPolicy output. */
+export interface SetAuthPolicyResponse {
+  /** The policy in effect for the entity (or the tenant), inherited fields resolved. */
+  effective?: AuthPolicy | undefined;
+}
+
+/** DeriveSessionKey input. */
+export interface DeriveSessionKeyRequest {
+  /** The entity whose symmetric credential is the base key. */
+  entityId: string;
+  /** The SYMMETRIC credential to derive from; empty for the entity's newest usable one. */
+  credentialId: string;
+  /**
+   * KMS principal entries (ids or "role:<name>") that may MAC and VERIFY_MAC with the session
+   * key, at most 8; empty = only the authn service's own KMS principal.
+   */
+  grantees: string[];
+}
+
+/** DeriveSessionKey output. */
+export interface DeriveSessionKeyResponse {
+  /** The session id (26 characters [a-z2-7]), part of info. */
+  sessionId: string;
+  /** The KMS key id of the session key (HMAC_SHA256, not exportable). */
+  kmsKeyId: string;
+  /** The credential it was derived from. */
+  credentialId: string;
+  /** HKDF-SHA256 salt: 32 random bytes. */
+  salt: Buffer;
+  /**
+   * HKDF-SHA256 info: "m2msec-session-key" 0x00 tenant 0x00 entity id 0x00 credential id 0x00
+   * session id (UTF-8).
+   */
+  info: Buffer;
+  /** When the session key stops working (its KMS key is then scheduled for destruction). */
+  expiresAt?: Date | undefined;
+}
+
+/** A MAF client registration (TS-0003 §8.8.2.3). */
+export interface MafClient {
+  /** The registration id (mafClientRegID). */
+  registrationId: string;
+  /** The MAF client id: the registered entity id. */
+  clientId: string;
+  /** When the registration ends. */
+  expirationTime?:
+    | Date
+    | undefined;
+  /** Labels (at most 32, each at most 256 bytes). */
+  labels: string[];
+  /** FQDN of the administrating stakeholder. */
+  adminFqdn: string;
+  /** The MAF's FQDN (setting maf.fqdn). */
+  mafFqdn: string;
+  /** When the registration was created or last replaced. */
+  updatedAt?: Date | undefined;
+}
+
+/** RegisterMafClient input. */
+export interface RegisterMafClientRequest {
+  /** The entity to register; empty for the caller itself (only admins may name another). */
+  clientId: string;
+  /** When the registration ends: in the future, at most maf.maxClientLifetimeSec ahead. */
+  expirationTime?:
+    | Date
+    | undefined;
+  /** Labels. */
+  labels: string[];
+  /** FQDN of the administrating stakeholder (required). */
+  adminFqdn: string;
+}
+
+/** RegisterMafClient output. */
+export interface RegisterMafClientResponse {
+  /** The registration. */
+  client?: MafClient | undefined;
+}
+
+/** GetMafClient input. */
+export interface GetMafClientRequest {
+  /** The client; empty for the caller itself. */
+  clientId: string;
+}
+
+/** GetMafClient output. */
+export interface GetMafClientResponse {
+  /** The registration. */
+  client?: MafClient | undefined;
+}
+
+/** DeregisterMafClient input. */
+export interface DeregisterMafClientRequest {
+  /** The client; empty for the caller itself. */
+  clientId: string;
+}
+
+/** DeregisterMafClient output. */
+export interface DeregisterMafClientResponse {
+}
+
+/** A MAF key registration (TS-0003 §8.8.2.7), without the key. */
+export interface MafKey {
+  /** RelativeKeyID: hexBinary of 16 random bytes (32 lowercase hex digits). */
+  relativeKeyId: string;
+  /** "<relative_key_id>@<maf_fqdn>": the TLS psk_identity of MAF-based SAEF. */
+  keyIdentifier: string;
+  /** Source MAF client id (the entity that registered the key). */
+  sourceClientId: string;
+  /** Security usage identifier: 32 SAEF, 33 ESPrim, 34 ESData encryption, 35 ESData signature. */
+  suid: number;
+  /** Entities that may retrieve the key (absolute or SP-relative AE/CSE ids, or node ids). */
+  targetIds: string[];
+  /** When the key ends. */
+  expirationTime?:
+    | Date
+    | undefined;
+  /** Labels. */
+  labels: string[];
+  /** FQDN of the administrating stakeholder. */
+  adminFqdn: string;
+}
+
+/** RegisterMafKey input. */
+export interface RegisterMafKeyRequest {
+  /** The source client; empty for the caller itself (only admins may name another). */
+  sourceClientId: string;
+  /** Security usage identifier: 32 or 33 (exactly one target), 34 or 35 (1-64 targets). */
+  suid: number;
+  /** The targets. */
+  targetIds: string[];
+  /** When the key ends: in the future, at most maf.maxKeyLifetimeSec ahead. */
+  expirationTime?:
+    | Date
+    | undefined;
+  /** Labels. */
+  labels: string[];
+  /** FQDN of the administrating stakeholder; empty = the source registration's. */
+  adminFqdn: string;
+  /** The source's P-256 public JWK (JSON): the key comes back wrapped for it (required). */
+  recipientPublicJwk: string;
+}
+
+/** RegisterMafKey output. */
+export interface RegisterMafKeyResponse {
+  /** The registration. */
+  key?:
+    | MafKey
+    | undefined;
+  /** The 32-byte key as a JWE (ECDH-ES+A256KW, A256GCM) for recipient_public_jwk. Shown once. */
+  wrappedKey: string;
+}
+
+/** RetrieveMafKey input. */
+export interface RetrieveMafKeyRequest {
+  /** The key identifier "<RelativeKeyID>@<MAF-FQDN>", or the RelativeKeyID alone. */
+  keyIdentifier: string;
+  /** The target's P-256 public JWK (JSON): the key comes back wrapped for it (required). */
+  recipientPublicJwk: string;
+}
+
+/** RetrieveMafKey output. */
+export interface RetrieveMafKeyResponse {
+  /** The registration. */
+  key?:
+    | MafKey
+    | undefined;
+  /** The 32-byte key as a JWE (ECDH-ES+A256KW, A256GCM) for recipient_public_jwk. */
+  wrappedKey: string;
+}
+
+/** UpdateMafKey input. Unset fields keep their value. */
+export interface UpdateMafKeyRequest {
+  /** The key. */
+  relativeKeyId: string;
+  /** New expiration time (same limits as at registration). */
+  expirationTime?:
+    | Date
+    | undefined;
+  /** New targets when replace_targets is true (same rules as at registration). */
+  targetIds: string[];
+  /** Whether target_ids replaces the targets. */
+  replaceTargets: boolean;
+  /** New labels when replace_labels is true. */
+  labels: string[];
+  /** Whether labels replaces the labels. */
+  replaceLabels: boolean;
+}
+
+/** UpdateMafKey output. */
+export interface UpdateMafKeyResponse {
+  /** The registration after the change. */
+  key?: MafKey | undefined;
+}
+
+/** DeregisterMafKey input. */
+export interface DeregisterMafKeyRequest {
+  /** The key. */
+  relativeKeyId: string;
+}
+
+/** DeregisterMafKey output. */
+export interface DeregisterMafKeyResponse {
+}
+
 function createBaseTenant(): Tenant {
   return {
     id: "",
@@ -788,6 +1074,7 @@ function createBaseTenant(): Tenant {
     secureEnvironment: "",
     createdAt: undefined,
     updatedAt: undefined,
+    policy: undefined,
   };
 }
 
@@ -816,6 +1103,9 @@ export const Tenant: MessageFns<Tenant> = {
     }
     if (message.updatedAt !== undefined) {
       Timestamp.encode(toTimestamp(message.updatedAt), writer.uint32(66).fork()).join();
+    }
+    if (message.policy !== undefined) {
+      AuthPolicy.encode(message.policy, writer.uint32(74).fork()).join();
     }
     return writer;
   },
@@ -897,6 +1187,14 @@ export const Tenant: MessageFns<Tenant> = {
             message.updatedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.policy = AuthPolicy.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -943,6 +1241,7 @@ export const Tenant: MessageFns<Tenant> = {
         : isSet(object.updated_at)
         ? fromJsonTimestamp(object.updated_at)
         : undefined,
+      policy: isSet(object.policy) ? AuthPolicy.fromJSON(object.policy) : undefined,
     };
   },
 
@@ -972,6 +1271,9 @@ export const Tenant: MessageFns<Tenant> = {
     if (message.updatedAt !== undefined) {
       obj.updatedAt = message.updatedAt.toISOString();
     }
+    if (message.policy !== undefined) {
+      obj.policy = AuthPolicy.toJSON(message.policy);
+    }
     return obj;
   },
 
@@ -988,6 +1290,9 @@ export const Tenant: MessageFns<Tenant> = {
     message.secureEnvironment = object.secureEnvironment ?? "";
     message.createdAt = object.createdAt ?? undefined;
     message.updatedAt = object.updatedAt ?? undefined;
+    message.policy = (object.policy !== undefined && object.policy !== null)
+      ? AuthPolicy.fromPartial(object.policy)
+      : undefined;
     return message;
   },
 };
@@ -1779,6 +2084,7 @@ function createBaseEntity(): Entity {
     credentials: [],
     createdAt: undefined,
     updatedAt: undefined,
+    policy: undefined,
   };
 }
 
@@ -1807,6 +2113,9 @@ export const Entity: MessageFns<Entity> = {
     }
     if (message.updatedAt !== undefined) {
       Timestamp.encode(toTimestamp(message.updatedAt), writer.uint32(66).fork()).join();
+    }
+    if (message.policy !== undefined) {
+      AuthPolicy.encode(message.policy, writer.uint32(74).fork()).join();
     }
     return writer;
   },
@@ -1891,6 +2200,14 @@ export const Entity: MessageFns<Entity> = {
             message.updatedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.policy = AuthPolicy.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1936,6 +2253,7 @@ export const Entity: MessageFns<Entity> = {
         : isSet(object.updated_at)
         ? fromJsonTimestamp(object.updated_at)
         : undefined,
+      policy: isSet(object.policy) ? AuthPolicy.fromJSON(object.policy) : undefined,
     };
   },
 
@@ -1971,6 +2289,9 @@ export const Entity: MessageFns<Entity> = {
     if (message.updatedAt !== undefined) {
       obj.updatedAt = message.updatedAt.toISOString();
     }
+    if (message.policy !== undefined) {
+      obj.policy = AuthPolicy.toJSON(message.policy);
+    }
     return obj;
   },
 
@@ -1995,6 +2316,9 @@ export const Entity: MessageFns<Entity> = {
     message.credentials = object.credentials?.map((e) => Credential.fromPartial(e)) || [];
     message.createdAt = object.createdAt ?? undefined;
     message.updatedAt = object.updatedAt ?? undefined;
+    message.policy = (object.policy !== undefined && object.policy !== null)
+      ? AuthPolicy.fromPartial(object.policy)
+      : undefined;
     return message;
   },
 };
@@ -4546,7 +4870,7 @@ export const IntrospectRequest: MessageFns<IntrospectRequest> = {
 };
 
 function createBaseIntrospectResponse(): IntrospectResponse {
-  return { active: false, claims: undefined };
+  return { active: false, claims: undefined, entityId: "" };
 }
 
 export const IntrospectResponse: MessageFns<IntrospectResponse> = {
@@ -4556,6 +4880,9 @@ export const IntrospectResponse: MessageFns<IntrospectResponse> = {
     }
     if (message.claims !== undefined) {
       TokenClaims.encode(message.claims, writer.uint32(18).fork()).join();
+    }
+    if (message.entityId !== "") {
+      writer.uint32(26).string(message.entityId);
     }
     return writer;
   },
@@ -4589,6 +4916,14 @@ export const IntrospectResponse: MessageFns<IntrospectResponse> = {
             message.claims = TokenClaims.decode(reader, reader.uint32());
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.entityId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4605,6 +4940,11 @@ export const IntrospectResponse: MessageFns<IntrospectResponse> = {
     return {
       active: isSet(object.active) ? globalThis.Boolean(object.active) : false,
       claims: isSet(object.claims) ? TokenClaims.fromJSON(object.claims) : undefined,
+      entityId: isSet(object.entityId)
+        ? globalThis.String(object.entityId)
+        : isSet(object.entity_id)
+        ? globalThis.String(object.entity_id)
+        : "",
     };
   },
 
@@ -4615,6 +4955,9 @@ export const IntrospectResponse: MessageFns<IntrospectResponse> = {
     }
     if (message.claims !== undefined) {
       obj.claims = TokenClaims.toJSON(message.claims);
+    }
+    if (message.entityId !== "") {
+      obj.entityId = message.entityId;
     }
     return obj;
   },
@@ -4628,6 +4971,7 @@ export const IntrospectResponse: MessageFns<IntrospectResponse> = {
     message.claims = (object.claims !== undefined && object.claims !== null)
       ? TokenClaims.fromPartial(object.claims)
       : undefined;
+    message.entityId = object.entityId ?? "";
     return message;
   },
 };
@@ -4898,6 +5242,2252 @@ export const RotateSigningKeyResponse: MessageFns<RotateSigningKeyResponse> = {
   },
 };
 
+function createBaseAuthPolicy(): AuthPolicy {
+  return { subjectType: 0, sessionKeyLifetimeSec: 0 };
+}
+
+export const AuthPolicy: MessageFns<AuthPolicy> = {
+  encode(message: AuthPolicy, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.subjectType !== 0) {
+      writer.uint32(8).int32(message.subjectType);
+    }
+    if (message.sessionKeyLifetimeSec !== 0) {
+      writer.uint32(16).uint32(message.sessionKeyLifetimeSec);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AuthPolicy {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAuthPolicy();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.subjectType = reader.int32() as any;
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.sessionKeyLifetimeSec = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AuthPolicy {
+    return {
+      subjectType: isSet(object.subjectType)
+        ? subjectTypeFromJSON(object.subjectType)
+        : isSet(object.subject_type)
+        ? subjectTypeFromJSON(object.subject_type)
+        : 0,
+      sessionKeyLifetimeSec: isSet(object.sessionKeyLifetimeSec)
+        ? globalThis.Number(object.sessionKeyLifetimeSec)
+        : isSet(object.session_key_lifetime_sec)
+        ? globalThis.Number(object.session_key_lifetime_sec)
+        : 0,
+    };
+  },
+
+  toJSON(message: AuthPolicy): unknown {
+    const obj: any = {};
+    if (message.subjectType !== 0) {
+      obj.subjectType = subjectTypeToJSON(message.subjectType);
+    }
+    if (message.sessionKeyLifetimeSec !== 0) {
+      obj.sessionKeyLifetimeSec = Math.round(message.sessionKeyLifetimeSec);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AuthPolicy>, I>>(base?: I): AuthPolicy {
+    return AuthPolicy.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AuthPolicy>, I>>(object: I): AuthPolicy {
+    const message = createBaseAuthPolicy();
+    message.subjectType = object.subjectType ?? 0;
+    message.sessionKeyLifetimeSec = object.sessionKeyLifetimeSec ?? 0;
+    return message;
+  },
+};
+
+function createBaseSetAuthPolicyRequest(): SetAuthPolicyRequest {
+  return { entityId: "", policy: undefined };
+}
+
+export const SetAuthPolicyRequest: MessageFns<SetAuthPolicyRequest> = {
+  encode(message: SetAuthPolicyRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.entityId !== "") {
+      writer.uint32(10).string(message.entityId);
+    }
+    if (message.policy !== undefined) {
+      AuthPolicy.encode(message.policy, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SetAuthPolicyRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSetAuthPolicyRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.entityId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.policy = AuthPolicy.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SetAuthPolicyRequest {
+    return {
+      entityId: isSet(object.entityId)
+        ? globalThis.String(object.entityId)
+        : isSet(object.entity_id)
+        ? globalThis.String(object.entity_id)
+        : "",
+      policy: isSet(object.policy) ? AuthPolicy.fromJSON(object.policy) : undefined,
+    };
+  },
+
+  toJSON(message: SetAuthPolicyRequest): unknown {
+    const obj: any = {};
+    if (message.entityId !== "") {
+      obj.entityId = message.entityId;
+    }
+    if (message.policy !== undefined) {
+      obj.policy = AuthPolicy.toJSON(message.policy);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SetAuthPolicyRequest>, I>>(base?: I): SetAuthPolicyRequest {
+    return SetAuthPolicyRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SetAuthPolicyRequest>, I>>(object: I): SetAuthPolicyRequest {
+    const message = createBaseSetAuthPolicyRequest();
+    message.entityId = object.entityId ?? "";
+    message.policy = (object.policy !== undefined && object.policy !== null)
+      ? AuthPolicy.fromPartial(object.policy)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseSetAuthPolicyResponse(): SetAuthPolicyResponse {
+  return { effective: undefined };
+}
+
+export const SetAuthPolicyResponse: MessageFns<SetAuthPolicyResponse> = {
+  encode(message: SetAuthPolicyResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.effective !== undefined) {
+      AuthPolicy.encode(message.effective, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SetAuthPolicyResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSetAuthPolicyResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.effective = AuthPolicy.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SetAuthPolicyResponse {
+    return { effective: isSet(object.effective) ? AuthPolicy.fromJSON(object.effective) : undefined };
+  },
+
+  toJSON(message: SetAuthPolicyResponse): unknown {
+    const obj: any = {};
+    if (message.effective !== undefined) {
+      obj.effective = AuthPolicy.toJSON(message.effective);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SetAuthPolicyResponse>, I>>(base?: I): SetAuthPolicyResponse {
+    return SetAuthPolicyResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SetAuthPolicyResponse>, I>>(object: I): SetAuthPolicyResponse {
+    const message = createBaseSetAuthPolicyResponse();
+    message.effective = (object.effective !== undefined && object.effective !== null)
+      ? AuthPolicy.fromPartial(object.effective)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseDeriveSessionKeyRequest(): DeriveSessionKeyRequest {
+  return { entityId: "", credentialId: "", grantees: [] };
+}
+
+export const DeriveSessionKeyRequest: MessageFns<DeriveSessionKeyRequest> = {
+  encode(message: DeriveSessionKeyRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.entityId !== "") {
+      writer.uint32(10).string(message.entityId);
+    }
+    if (message.credentialId !== "") {
+      writer.uint32(18).string(message.credentialId);
+    }
+    for (const v of message.grantees) {
+      writer.uint32(26).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeriveSessionKeyRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeriveSessionKeyRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.entityId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.credentialId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.grantees.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeriveSessionKeyRequest {
+    return {
+      entityId: isSet(object.entityId)
+        ? globalThis.String(object.entityId)
+        : isSet(object.entity_id)
+        ? globalThis.String(object.entity_id)
+        : "",
+      credentialId: isSet(object.credentialId)
+        ? globalThis.String(object.credentialId)
+        : isSet(object.credential_id)
+        ? globalThis.String(object.credential_id)
+        : "",
+      grantees: globalThis.Array.isArray(object?.grantees) ? object.grantees.map((e: any) => globalThis.String(e)) : [],
+    };
+  },
+
+  toJSON(message: DeriveSessionKeyRequest): unknown {
+    const obj: any = {};
+    if (message.entityId !== "") {
+      obj.entityId = message.entityId;
+    }
+    if (message.credentialId !== "") {
+      obj.credentialId = message.credentialId;
+    }
+    if (message.grantees?.length) {
+      obj.grantees = message.grantees;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeriveSessionKeyRequest>, I>>(base?: I): DeriveSessionKeyRequest {
+    return DeriveSessionKeyRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeriveSessionKeyRequest>, I>>(object: I): DeriveSessionKeyRequest {
+    const message = createBaseDeriveSessionKeyRequest();
+    message.entityId = object.entityId ?? "";
+    message.credentialId = object.credentialId ?? "";
+    message.grantees = object.grantees?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseDeriveSessionKeyResponse(): DeriveSessionKeyResponse {
+  return {
+    sessionId: "",
+    kmsKeyId: "",
+    credentialId: "",
+    salt: Buffer.alloc(0),
+    info: Buffer.alloc(0),
+    expiresAt: undefined,
+  };
+}
+
+export const DeriveSessionKeyResponse: MessageFns<DeriveSessionKeyResponse> = {
+  encode(message: DeriveSessionKeyResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.sessionId !== "") {
+      writer.uint32(10).string(message.sessionId);
+    }
+    if (message.kmsKeyId !== "") {
+      writer.uint32(18).string(message.kmsKeyId);
+    }
+    if (message.credentialId !== "") {
+      writer.uint32(26).string(message.credentialId);
+    }
+    if (message.salt.length !== 0) {
+      writer.uint32(34).bytes(message.salt);
+    }
+    if (message.info.length !== 0) {
+      writer.uint32(42).bytes(message.info);
+    }
+    if (message.expiresAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.expiresAt), writer.uint32(50).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeriveSessionKeyResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeriveSessionKeyResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.sessionId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.kmsKeyId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.credentialId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.salt = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.info = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.expiresAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeriveSessionKeyResponse {
+    return {
+      sessionId: isSet(object.sessionId)
+        ? globalThis.String(object.sessionId)
+        : isSet(object.session_id)
+        ? globalThis.String(object.session_id)
+        : "",
+      kmsKeyId: isSet(object.kmsKeyId)
+        ? globalThis.String(object.kmsKeyId)
+        : isSet(object.kms_key_id)
+        ? globalThis.String(object.kms_key_id)
+        : "",
+      credentialId: isSet(object.credentialId)
+        ? globalThis.String(object.credentialId)
+        : isSet(object.credential_id)
+        ? globalThis.String(object.credential_id)
+        : "",
+      salt: isSet(object.salt) ? Buffer.from(bytesFromBase64(object.salt)) : Buffer.alloc(0),
+      info: isSet(object.info) ? Buffer.from(bytesFromBase64(object.info)) : Buffer.alloc(0),
+      expiresAt: isSet(object.expiresAt)
+        ? fromJsonTimestamp(object.expiresAt)
+        : isSet(object.expires_at)
+        ? fromJsonTimestamp(object.expires_at)
+        : undefined,
+    };
+  },
+
+  toJSON(message: DeriveSessionKeyResponse): unknown {
+    const obj: any = {};
+    if (message.sessionId !== "") {
+      obj.sessionId = message.sessionId;
+    }
+    if (message.kmsKeyId !== "") {
+      obj.kmsKeyId = message.kmsKeyId;
+    }
+    if (message.credentialId !== "") {
+      obj.credentialId = message.credentialId;
+    }
+    if (message.salt.length !== 0) {
+      obj.salt = base64FromBytes(message.salt);
+    }
+    if (message.info.length !== 0) {
+      obj.info = base64FromBytes(message.info);
+    }
+    if (message.expiresAt !== undefined) {
+      obj.expiresAt = message.expiresAt.toISOString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeriveSessionKeyResponse>, I>>(base?: I): DeriveSessionKeyResponse {
+    return DeriveSessionKeyResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeriveSessionKeyResponse>, I>>(object: I): DeriveSessionKeyResponse {
+    const message = createBaseDeriveSessionKeyResponse();
+    message.sessionId = object.sessionId ?? "";
+    message.kmsKeyId = object.kmsKeyId ?? "";
+    message.credentialId = object.credentialId ?? "";
+    message.salt = object.salt ?? Buffer.alloc(0);
+    message.info = object.info ?? Buffer.alloc(0);
+    message.expiresAt = object.expiresAt ?? undefined;
+    return message;
+  },
+};
+
+function createBaseMafClient(): MafClient {
+  return {
+    registrationId: "",
+    clientId: "",
+    expirationTime: undefined,
+    labels: [],
+    adminFqdn: "",
+    mafFqdn: "",
+    updatedAt: undefined,
+  };
+}
+
+export const MafClient: MessageFns<MafClient> = {
+  encode(message: MafClient, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.registrationId !== "") {
+      writer.uint32(10).string(message.registrationId);
+    }
+    if (message.clientId !== "") {
+      writer.uint32(18).string(message.clientId);
+    }
+    if (message.expirationTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.expirationTime), writer.uint32(26).fork()).join();
+    }
+    for (const v of message.labels) {
+      writer.uint32(34).string(v!);
+    }
+    if (message.adminFqdn !== "") {
+      writer.uint32(42).string(message.adminFqdn);
+    }
+    if (message.mafFqdn !== "") {
+      writer.uint32(50).string(message.mafFqdn);
+    }
+    if (message.updatedAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.updatedAt), writer.uint32(58).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): MafClient {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseMafClient();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.registrationId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.clientId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.expirationTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.labels.push(reader.string());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.adminFqdn = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.mafFqdn = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.updatedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): MafClient {
+    return {
+      registrationId: isSet(object.registrationId)
+        ? globalThis.String(object.registrationId)
+        : isSet(object.registration_id)
+        ? globalThis.String(object.registration_id)
+        : "",
+      clientId: isSet(object.clientId)
+        ? globalThis.String(object.clientId)
+        : isSet(object.client_id)
+        ? globalThis.String(object.client_id)
+        : "",
+      expirationTime: isSet(object.expirationTime)
+        ? fromJsonTimestamp(object.expirationTime)
+        : isSet(object.expiration_time)
+        ? fromJsonTimestamp(object.expiration_time)
+        : undefined,
+      labels: globalThis.Array.isArray(object?.labels) ? object.labels.map((e: any) => globalThis.String(e)) : [],
+      adminFqdn: isSet(object.adminFqdn)
+        ? globalThis.String(object.adminFqdn)
+        : isSet(object.admin_fqdn)
+        ? globalThis.String(object.admin_fqdn)
+        : "",
+      mafFqdn: isSet(object.mafFqdn)
+        ? globalThis.String(object.mafFqdn)
+        : isSet(object.maf_fqdn)
+        ? globalThis.String(object.maf_fqdn)
+        : "",
+      updatedAt: isSet(object.updatedAt)
+        ? fromJsonTimestamp(object.updatedAt)
+        : isSet(object.updated_at)
+        ? fromJsonTimestamp(object.updated_at)
+        : undefined,
+    };
+  },
+
+  toJSON(message: MafClient): unknown {
+    const obj: any = {};
+    if (message.registrationId !== "") {
+      obj.registrationId = message.registrationId;
+    }
+    if (message.clientId !== "") {
+      obj.clientId = message.clientId;
+    }
+    if (message.expirationTime !== undefined) {
+      obj.expirationTime = message.expirationTime.toISOString();
+    }
+    if (message.labels?.length) {
+      obj.labels = message.labels;
+    }
+    if (message.adminFqdn !== "") {
+      obj.adminFqdn = message.adminFqdn;
+    }
+    if (message.mafFqdn !== "") {
+      obj.mafFqdn = message.mafFqdn;
+    }
+    if (message.updatedAt !== undefined) {
+      obj.updatedAt = message.updatedAt.toISOString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<MafClient>, I>>(base?: I): MafClient {
+    return MafClient.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<MafClient>, I>>(object: I): MafClient {
+    const message = createBaseMafClient();
+    message.registrationId = object.registrationId ?? "";
+    message.clientId = object.clientId ?? "";
+    message.expirationTime = object.expirationTime ?? undefined;
+    message.labels = object.labels?.map((e) => e) || [];
+    message.adminFqdn = object.adminFqdn ?? "";
+    message.mafFqdn = object.mafFqdn ?? "";
+    message.updatedAt = object.updatedAt ?? undefined;
+    return message;
+  },
+};
+
+function createBaseRegisterMafClientRequest(): RegisterMafClientRequest {
+  return { clientId: "", expirationTime: undefined, labels: [], adminFqdn: "" };
+}
+
+export const RegisterMafClientRequest: MessageFns<RegisterMafClientRequest> = {
+  encode(message: RegisterMafClientRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.clientId !== "") {
+      writer.uint32(10).string(message.clientId);
+    }
+    if (message.expirationTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.expirationTime), writer.uint32(18).fork()).join();
+    }
+    for (const v of message.labels) {
+      writer.uint32(26).string(v!);
+    }
+    if (message.adminFqdn !== "") {
+      writer.uint32(34).string(message.adminFqdn);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RegisterMafClientRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRegisterMafClientRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.clientId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.expirationTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.labels.push(reader.string());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.adminFqdn = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RegisterMafClientRequest {
+    return {
+      clientId: isSet(object.clientId)
+        ? globalThis.String(object.clientId)
+        : isSet(object.client_id)
+        ? globalThis.String(object.client_id)
+        : "",
+      expirationTime: isSet(object.expirationTime)
+        ? fromJsonTimestamp(object.expirationTime)
+        : isSet(object.expiration_time)
+        ? fromJsonTimestamp(object.expiration_time)
+        : undefined,
+      labels: globalThis.Array.isArray(object?.labels) ? object.labels.map((e: any) => globalThis.String(e)) : [],
+      adminFqdn: isSet(object.adminFqdn)
+        ? globalThis.String(object.adminFqdn)
+        : isSet(object.admin_fqdn)
+        ? globalThis.String(object.admin_fqdn)
+        : "",
+    };
+  },
+
+  toJSON(message: RegisterMafClientRequest): unknown {
+    const obj: any = {};
+    if (message.clientId !== "") {
+      obj.clientId = message.clientId;
+    }
+    if (message.expirationTime !== undefined) {
+      obj.expirationTime = message.expirationTime.toISOString();
+    }
+    if (message.labels?.length) {
+      obj.labels = message.labels;
+    }
+    if (message.adminFqdn !== "") {
+      obj.adminFqdn = message.adminFqdn;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RegisterMafClientRequest>, I>>(base?: I): RegisterMafClientRequest {
+    return RegisterMafClientRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RegisterMafClientRequest>, I>>(object: I): RegisterMafClientRequest {
+    const message = createBaseRegisterMafClientRequest();
+    message.clientId = object.clientId ?? "";
+    message.expirationTime = object.expirationTime ?? undefined;
+    message.labels = object.labels?.map((e) => e) || [];
+    message.adminFqdn = object.adminFqdn ?? "";
+    return message;
+  },
+};
+
+function createBaseRegisterMafClientResponse(): RegisterMafClientResponse {
+  return { client: undefined };
+}
+
+export const RegisterMafClientResponse: MessageFns<RegisterMafClientResponse> = {
+  encode(message: RegisterMafClientResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.client !== undefined) {
+      MafClient.encode(message.client, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RegisterMafClientResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRegisterMafClientResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.client = MafClient.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RegisterMafClientResponse {
+    return { client: isSet(object.client) ? MafClient.fromJSON(object.client) : undefined };
+  },
+
+  toJSON(message: RegisterMafClientResponse): unknown {
+    const obj: any = {};
+    if (message.client !== undefined) {
+      obj.client = MafClient.toJSON(message.client);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RegisterMafClientResponse>, I>>(base?: I): RegisterMafClientResponse {
+    return RegisterMafClientResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RegisterMafClientResponse>, I>>(object: I): RegisterMafClientResponse {
+    const message = createBaseRegisterMafClientResponse();
+    message.client = (object.client !== undefined && object.client !== null)
+      ? MafClient.fromPartial(object.client)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseGetMafClientRequest(): GetMafClientRequest {
+  return { clientId: "" };
+}
+
+export const GetMafClientRequest: MessageFns<GetMafClientRequest> = {
+  encode(message: GetMafClientRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.clientId !== "") {
+      writer.uint32(10).string(message.clientId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetMafClientRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetMafClientRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.clientId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetMafClientRequest {
+    return {
+      clientId: isSet(object.clientId)
+        ? globalThis.String(object.clientId)
+        : isSet(object.client_id)
+        ? globalThis.String(object.client_id)
+        : "",
+    };
+  },
+
+  toJSON(message: GetMafClientRequest): unknown {
+    const obj: any = {};
+    if (message.clientId !== "") {
+      obj.clientId = message.clientId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetMafClientRequest>, I>>(base?: I): GetMafClientRequest {
+    return GetMafClientRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetMafClientRequest>, I>>(object: I): GetMafClientRequest {
+    const message = createBaseGetMafClientRequest();
+    message.clientId = object.clientId ?? "";
+    return message;
+  },
+};
+
+function createBaseGetMafClientResponse(): GetMafClientResponse {
+  return { client: undefined };
+}
+
+export const GetMafClientResponse: MessageFns<GetMafClientResponse> = {
+  encode(message: GetMafClientResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.client !== undefined) {
+      MafClient.encode(message.client, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetMafClientResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetMafClientResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.client = MafClient.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetMafClientResponse {
+    return { client: isSet(object.client) ? MafClient.fromJSON(object.client) : undefined };
+  },
+
+  toJSON(message: GetMafClientResponse): unknown {
+    const obj: any = {};
+    if (message.client !== undefined) {
+      obj.client = MafClient.toJSON(message.client);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetMafClientResponse>, I>>(base?: I): GetMafClientResponse {
+    return GetMafClientResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetMafClientResponse>, I>>(object: I): GetMafClientResponse {
+    const message = createBaseGetMafClientResponse();
+    message.client = (object.client !== undefined && object.client !== null)
+      ? MafClient.fromPartial(object.client)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseDeregisterMafClientRequest(): DeregisterMafClientRequest {
+  return { clientId: "" };
+}
+
+export const DeregisterMafClientRequest: MessageFns<DeregisterMafClientRequest> = {
+  encode(message: DeregisterMafClientRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.clientId !== "") {
+      writer.uint32(10).string(message.clientId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeregisterMafClientRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeregisterMafClientRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.clientId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeregisterMafClientRequest {
+    return {
+      clientId: isSet(object.clientId)
+        ? globalThis.String(object.clientId)
+        : isSet(object.client_id)
+        ? globalThis.String(object.client_id)
+        : "",
+    };
+  },
+
+  toJSON(message: DeregisterMafClientRequest): unknown {
+    const obj: any = {};
+    if (message.clientId !== "") {
+      obj.clientId = message.clientId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeregisterMafClientRequest>, I>>(base?: I): DeregisterMafClientRequest {
+    return DeregisterMafClientRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeregisterMafClientRequest>, I>>(object: I): DeregisterMafClientRequest {
+    const message = createBaseDeregisterMafClientRequest();
+    message.clientId = object.clientId ?? "";
+    return message;
+  },
+};
+
+function createBaseDeregisterMafClientResponse(): DeregisterMafClientResponse {
+  return {};
+}
+
+export const DeregisterMafClientResponse: MessageFns<DeregisterMafClientResponse> = {
+  encode(_: DeregisterMafClientResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeregisterMafClientResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeregisterMafClientResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): DeregisterMafClientResponse {
+    return {};
+  },
+
+  toJSON(_: DeregisterMafClientResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeregisterMafClientResponse>, I>>(base?: I): DeregisterMafClientResponse {
+    return DeregisterMafClientResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeregisterMafClientResponse>, I>>(_: I): DeregisterMafClientResponse {
+    const message = createBaseDeregisterMafClientResponse();
+    return message;
+  },
+};
+
+function createBaseMafKey(): MafKey {
+  return {
+    relativeKeyId: "",
+    keyIdentifier: "",
+    sourceClientId: "",
+    suid: 0,
+    targetIds: [],
+    expirationTime: undefined,
+    labels: [],
+    adminFqdn: "",
+  };
+}
+
+export const MafKey: MessageFns<MafKey> = {
+  encode(message: MafKey, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.relativeKeyId !== "") {
+      writer.uint32(10).string(message.relativeKeyId);
+    }
+    if (message.keyIdentifier !== "") {
+      writer.uint32(18).string(message.keyIdentifier);
+    }
+    if (message.sourceClientId !== "") {
+      writer.uint32(26).string(message.sourceClientId);
+    }
+    if (message.suid !== 0) {
+      writer.uint32(32).uint32(message.suid);
+    }
+    for (const v of message.targetIds) {
+      writer.uint32(42).string(v!);
+    }
+    if (message.expirationTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.expirationTime), writer.uint32(50).fork()).join();
+    }
+    for (const v of message.labels) {
+      writer.uint32(58).string(v!);
+    }
+    if (message.adminFqdn !== "") {
+      writer.uint32(66).string(message.adminFqdn);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): MafKey {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseMafKey();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.relativeKeyId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.keyIdentifier = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.sourceClientId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.suid = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.targetIds.push(reader.string());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.expirationTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.labels.push(reader.string());
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.adminFqdn = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): MafKey {
+    return {
+      relativeKeyId: isSet(object.relativeKeyId)
+        ? globalThis.String(object.relativeKeyId)
+        : isSet(object.relative_key_id)
+        ? globalThis.String(object.relative_key_id)
+        : "",
+      keyIdentifier: isSet(object.keyIdentifier)
+        ? globalThis.String(object.keyIdentifier)
+        : isSet(object.key_identifier)
+        ? globalThis.String(object.key_identifier)
+        : "",
+      sourceClientId: isSet(object.sourceClientId)
+        ? globalThis.String(object.sourceClientId)
+        : isSet(object.source_client_id)
+        ? globalThis.String(object.source_client_id)
+        : "",
+      suid: isSet(object.suid) ? globalThis.Number(object.suid) : 0,
+      targetIds: globalThis.Array.isArray(object?.targetIds)
+        ? object.targetIds.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.target_ids)
+        ? object.target_ids.map((e: any) => globalThis.String(e))
+        : [],
+      expirationTime: isSet(object.expirationTime)
+        ? fromJsonTimestamp(object.expirationTime)
+        : isSet(object.expiration_time)
+        ? fromJsonTimestamp(object.expiration_time)
+        : undefined,
+      labels: globalThis.Array.isArray(object?.labels)
+        ? object.labels.map((e: any) => globalThis.String(e))
+        : [],
+      adminFqdn: isSet(object.adminFqdn)
+        ? globalThis.String(object.adminFqdn)
+        : isSet(object.admin_fqdn)
+        ? globalThis.String(object.admin_fqdn)
+        : "",
+    };
+  },
+
+  toJSON(message: MafKey): unknown {
+    const obj: any = {};
+    if (message.relativeKeyId !== "") {
+      obj.relativeKeyId = message.relativeKeyId;
+    }
+    if (message.keyIdentifier !== "") {
+      obj.keyIdentifier = message.keyIdentifier;
+    }
+    if (message.sourceClientId !== "") {
+      obj.sourceClientId = message.sourceClientId;
+    }
+    if (message.suid !== 0) {
+      obj.suid = Math.round(message.suid);
+    }
+    if (message.targetIds?.length) {
+      obj.targetIds = message.targetIds;
+    }
+    if (message.expirationTime !== undefined) {
+      obj.expirationTime = message.expirationTime.toISOString();
+    }
+    if (message.labels?.length) {
+      obj.labels = message.labels;
+    }
+    if (message.adminFqdn !== "") {
+      obj.adminFqdn = message.adminFqdn;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<MafKey>, I>>(base?: I): MafKey {
+    return MafKey.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<MafKey>, I>>(object: I): MafKey {
+    const message = createBaseMafKey();
+    message.relativeKeyId = object.relativeKeyId ?? "";
+    message.keyIdentifier = object.keyIdentifier ?? "";
+    message.sourceClientId = object.sourceClientId ?? "";
+    message.suid = object.suid ?? 0;
+    message.targetIds = object.targetIds?.map((e) => e) || [];
+    message.expirationTime = object.expirationTime ?? undefined;
+    message.labels = object.labels?.map((e) => e) || [];
+    message.adminFqdn = object.adminFqdn ?? "";
+    return message;
+  },
+};
+
+function createBaseRegisterMafKeyRequest(): RegisterMafKeyRequest {
+  return {
+    sourceClientId: "",
+    suid: 0,
+    targetIds: [],
+    expirationTime: undefined,
+    labels: [],
+    adminFqdn: "",
+    recipientPublicJwk: "",
+  };
+}
+
+export const RegisterMafKeyRequest: MessageFns<RegisterMafKeyRequest> = {
+  encode(message: RegisterMafKeyRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.sourceClientId !== "") {
+      writer.uint32(10).string(message.sourceClientId);
+    }
+    if (message.suid !== 0) {
+      writer.uint32(16).uint32(message.suid);
+    }
+    for (const v of message.targetIds) {
+      writer.uint32(26).string(v!);
+    }
+    if (message.expirationTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.expirationTime), writer.uint32(34).fork()).join();
+    }
+    for (const v of message.labels) {
+      writer.uint32(42).string(v!);
+    }
+    if (message.adminFqdn !== "") {
+      writer.uint32(50).string(message.adminFqdn);
+    }
+    if (message.recipientPublicJwk !== "") {
+      writer.uint32(58).string(message.recipientPublicJwk);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RegisterMafKeyRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRegisterMafKeyRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.sourceClientId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.suid = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.targetIds.push(reader.string());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.expirationTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.labels.push(reader.string());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.adminFqdn = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.recipientPublicJwk = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RegisterMafKeyRequest {
+    return {
+      sourceClientId: isSet(object.sourceClientId)
+        ? globalThis.String(object.sourceClientId)
+        : isSet(object.source_client_id)
+        ? globalThis.String(object.source_client_id)
+        : "",
+      suid: isSet(object.suid) ? globalThis.Number(object.suid) : 0,
+      targetIds: globalThis.Array.isArray(object?.targetIds)
+        ? object.targetIds.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.target_ids)
+        ? object.target_ids.map((e: any) => globalThis.String(e))
+        : [],
+      expirationTime: isSet(object.expirationTime)
+        ? fromJsonTimestamp(object.expirationTime)
+        : isSet(object.expiration_time)
+        ? fromJsonTimestamp(object.expiration_time)
+        : undefined,
+      labels: globalThis.Array.isArray(object?.labels) ? object.labels.map((e: any) => globalThis.String(e)) : [],
+      adminFqdn: isSet(object.adminFqdn)
+        ? globalThis.String(object.adminFqdn)
+        : isSet(object.admin_fqdn)
+        ? globalThis.String(object.admin_fqdn)
+        : "",
+      recipientPublicJwk: isSet(object.recipientPublicJwk)
+        ? globalThis.String(object.recipientPublicJwk)
+        : isSet(object.recipient_public_jwk)
+        ? globalThis.String(object.recipient_public_jwk)
+        : "",
+    };
+  },
+
+  toJSON(message: RegisterMafKeyRequest): unknown {
+    const obj: any = {};
+    if (message.sourceClientId !== "") {
+      obj.sourceClientId = message.sourceClientId;
+    }
+    if (message.suid !== 0) {
+      obj.suid = Math.round(message.suid);
+    }
+    if (message.targetIds?.length) {
+      obj.targetIds = message.targetIds;
+    }
+    if (message.expirationTime !== undefined) {
+      obj.expirationTime = message.expirationTime.toISOString();
+    }
+    if (message.labels?.length) {
+      obj.labels = message.labels;
+    }
+    if (message.adminFqdn !== "") {
+      obj.adminFqdn = message.adminFqdn;
+    }
+    if (message.recipientPublicJwk !== "") {
+      obj.recipientPublicJwk = message.recipientPublicJwk;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RegisterMafKeyRequest>, I>>(base?: I): RegisterMafKeyRequest {
+    return RegisterMafKeyRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RegisterMafKeyRequest>, I>>(object: I): RegisterMafKeyRequest {
+    const message = createBaseRegisterMafKeyRequest();
+    message.sourceClientId = object.sourceClientId ?? "";
+    message.suid = object.suid ?? 0;
+    message.targetIds = object.targetIds?.map((e) => e) || [];
+    message.expirationTime = object.expirationTime ?? undefined;
+    message.labels = object.labels?.map((e) => e) || [];
+    message.adminFqdn = object.adminFqdn ?? "";
+    message.recipientPublicJwk = object.recipientPublicJwk ?? "";
+    return message;
+  },
+};
+
+function createBaseRegisterMafKeyResponse(): RegisterMafKeyResponse {
+  return { key: undefined, wrappedKey: "" };
+}
+
+export const RegisterMafKeyResponse: MessageFns<RegisterMafKeyResponse> = {
+  encode(message: RegisterMafKeyResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== undefined) {
+      MafKey.encode(message.key, writer.uint32(10).fork()).join();
+    }
+    if (message.wrappedKey !== "") {
+      writer.uint32(18).string(message.wrappedKey);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RegisterMafKeyResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRegisterMafKeyResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = MafKey.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.wrappedKey = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RegisterMafKeyResponse {
+    return {
+      key: isSet(object.key) ? MafKey.fromJSON(object.key) : undefined,
+      wrappedKey: isSet(object.wrappedKey)
+        ? globalThis.String(object.wrappedKey)
+        : isSet(object.wrapped_key)
+        ? globalThis.String(object.wrapped_key)
+        : "",
+    };
+  },
+
+  toJSON(message: RegisterMafKeyResponse): unknown {
+    const obj: any = {};
+    if (message.key !== undefined) {
+      obj.key = MafKey.toJSON(message.key);
+    }
+    if (message.wrappedKey !== "") {
+      obj.wrappedKey = message.wrappedKey;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RegisterMafKeyResponse>, I>>(base?: I): RegisterMafKeyResponse {
+    return RegisterMafKeyResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RegisterMafKeyResponse>, I>>(object: I): RegisterMafKeyResponse {
+    const message = createBaseRegisterMafKeyResponse();
+    message.key = (object.key !== undefined && object.key !== null) ? MafKey.fromPartial(object.key) : undefined;
+    message.wrappedKey = object.wrappedKey ?? "";
+    return message;
+  },
+};
+
+function createBaseRetrieveMafKeyRequest(): RetrieveMafKeyRequest {
+  return { keyIdentifier: "", recipientPublicJwk: "" };
+}
+
+export const RetrieveMafKeyRequest: MessageFns<RetrieveMafKeyRequest> = {
+  encode(message: RetrieveMafKeyRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.keyIdentifier !== "") {
+      writer.uint32(10).string(message.keyIdentifier);
+    }
+    if (message.recipientPublicJwk !== "") {
+      writer.uint32(18).string(message.recipientPublicJwk);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RetrieveMafKeyRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRetrieveMafKeyRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.keyIdentifier = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.recipientPublicJwk = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RetrieveMafKeyRequest {
+    return {
+      keyIdentifier: isSet(object.keyIdentifier)
+        ? globalThis.String(object.keyIdentifier)
+        : isSet(object.key_identifier)
+        ? globalThis.String(object.key_identifier)
+        : "",
+      recipientPublicJwk: isSet(object.recipientPublicJwk)
+        ? globalThis.String(object.recipientPublicJwk)
+        : isSet(object.recipient_public_jwk)
+        ? globalThis.String(object.recipient_public_jwk)
+        : "",
+    };
+  },
+
+  toJSON(message: RetrieveMafKeyRequest): unknown {
+    const obj: any = {};
+    if (message.keyIdentifier !== "") {
+      obj.keyIdentifier = message.keyIdentifier;
+    }
+    if (message.recipientPublicJwk !== "") {
+      obj.recipientPublicJwk = message.recipientPublicJwk;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RetrieveMafKeyRequest>, I>>(base?: I): RetrieveMafKeyRequest {
+    return RetrieveMafKeyRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RetrieveMafKeyRequest>, I>>(object: I): RetrieveMafKeyRequest {
+    const message = createBaseRetrieveMafKeyRequest();
+    message.keyIdentifier = object.keyIdentifier ?? "";
+    message.recipientPublicJwk = object.recipientPublicJwk ?? "";
+    return message;
+  },
+};
+
+function createBaseRetrieveMafKeyResponse(): RetrieveMafKeyResponse {
+  return { key: undefined, wrappedKey: "" };
+}
+
+export const RetrieveMafKeyResponse: MessageFns<RetrieveMafKeyResponse> = {
+  encode(message: RetrieveMafKeyResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== undefined) {
+      MafKey.encode(message.key, writer.uint32(10).fork()).join();
+    }
+    if (message.wrappedKey !== "") {
+      writer.uint32(18).string(message.wrappedKey);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RetrieveMafKeyResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRetrieveMafKeyResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = MafKey.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.wrappedKey = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RetrieveMafKeyResponse {
+    return {
+      key: isSet(object.key) ? MafKey.fromJSON(object.key) : undefined,
+      wrappedKey: isSet(object.wrappedKey)
+        ? globalThis.String(object.wrappedKey)
+        : isSet(object.wrapped_key)
+        ? globalThis.String(object.wrapped_key)
+        : "",
+    };
+  },
+
+  toJSON(message: RetrieveMafKeyResponse): unknown {
+    const obj: any = {};
+    if (message.key !== undefined) {
+      obj.key = MafKey.toJSON(message.key);
+    }
+    if (message.wrappedKey !== "") {
+      obj.wrappedKey = message.wrappedKey;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RetrieveMafKeyResponse>, I>>(base?: I): RetrieveMafKeyResponse {
+    return RetrieveMafKeyResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RetrieveMafKeyResponse>, I>>(object: I): RetrieveMafKeyResponse {
+    const message = createBaseRetrieveMafKeyResponse();
+    message.key = (object.key !== undefined && object.key !== null) ? MafKey.fromPartial(object.key) : undefined;
+    message.wrappedKey = object.wrappedKey ?? "";
+    return message;
+  },
+};
+
+function createBaseUpdateMafKeyRequest(): UpdateMafKeyRequest {
+  return {
+    relativeKeyId: "",
+    expirationTime: undefined,
+    targetIds: [],
+    replaceTargets: false,
+    labels: [],
+    replaceLabels: false,
+  };
+}
+
+export const UpdateMafKeyRequest: MessageFns<UpdateMafKeyRequest> = {
+  encode(message: UpdateMafKeyRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.relativeKeyId !== "") {
+      writer.uint32(10).string(message.relativeKeyId);
+    }
+    if (message.expirationTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.expirationTime), writer.uint32(18).fork()).join();
+    }
+    for (const v of message.targetIds) {
+      writer.uint32(26).string(v!);
+    }
+    if (message.replaceTargets !== false) {
+      writer.uint32(32).bool(message.replaceTargets);
+    }
+    for (const v of message.labels) {
+      writer.uint32(42).string(v!);
+    }
+    if (message.replaceLabels !== false) {
+      writer.uint32(48).bool(message.replaceLabels);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UpdateMafKeyRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUpdateMafKeyRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.relativeKeyId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.expirationTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.targetIds.push(reader.string());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.replaceTargets = reader.bool();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.labels.push(reader.string());
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.replaceLabels = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UpdateMafKeyRequest {
+    return {
+      relativeKeyId: isSet(object.relativeKeyId)
+        ? globalThis.String(object.relativeKeyId)
+        : isSet(object.relative_key_id)
+        ? globalThis.String(object.relative_key_id)
+        : "",
+      expirationTime: isSet(object.expirationTime)
+        ? fromJsonTimestamp(object.expirationTime)
+        : isSet(object.expiration_time)
+        ? fromJsonTimestamp(object.expiration_time)
+        : undefined,
+      targetIds: globalThis.Array.isArray(object?.targetIds)
+        ? object.targetIds.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.target_ids)
+        ? object.target_ids.map((e: any) => globalThis.String(e))
+        : [],
+      replaceTargets: isSet(object.replaceTargets)
+        ? globalThis.Boolean(object.replaceTargets)
+        : isSet(object.replace_targets)
+        ? globalThis.Boolean(object.replace_targets)
+        : false,
+      labels: globalThis.Array.isArray(object?.labels)
+        ? object.labels.map((e: any) => globalThis.String(e))
+        : [],
+      replaceLabels: isSet(object.replaceLabels)
+        ? globalThis.Boolean(object.replaceLabels)
+        : isSet(object.replace_labels)
+        ? globalThis.Boolean(object.replace_labels)
+        : false,
+    };
+  },
+
+  toJSON(message: UpdateMafKeyRequest): unknown {
+    const obj: any = {};
+    if (message.relativeKeyId !== "") {
+      obj.relativeKeyId = message.relativeKeyId;
+    }
+    if (message.expirationTime !== undefined) {
+      obj.expirationTime = message.expirationTime.toISOString();
+    }
+    if (message.targetIds?.length) {
+      obj.targetIds = message.targetIds;
+    }
+    if (message.replaceTargets !== false) {
+      obj.replaceTargets = message.replaceTargets;
+    }
+    if (message.labels?.length) {
+      obj.labels = message.labels;
+    }
+    if (message.replaceLabels !== false) {
+      obj.replaceLabels = message.replaceLabels;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UpdateMafKeyRequest>, I>>(base?: I): UpdateMafKeyRequest {
+    return UpdateMafKeyRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UpdateMafKeyRequest>, I>>(object: I): UpdateMafKeyRequest {
+    const message = createBaseUpdateMafKeyRequest();
+    message.relativeKeyId = object.relativeKeyId ?? "";
+    message.expirationTime = object.expirationTime ?? undefined;
+    message.targetIds = object.targetIds?.map((e) => e) || [];
+    message.replaceTargets = object.replaceTargets ?? false;
+    message.labels = object.labels?.map((e) => e) || [];
+    message.replaceLabels = object.replaceLabels ?? false;
+    return message;
+  },
+};
+
+function createBaseUpdateMafKeyResponse(): UpdateMafKeyResponse {
+  return { key: undefined };
+}
+
+export const UpdateMafKeyResponse: MessageFns<UpdateMafKeyResponse> = {
+  encode(message: UpdateMafKeyResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== undefined) {
+      MafKey.encode(message.key, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UpdateMafKeyResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUpdateMafKeyResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = MafKey.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UpdateMafKeyResponse {
+    return { key: isSet(object.key) ? MafKey.fromJSON(object.key) : undefined };
+  },
+
+  toJSON(message: UpdateMafKeyResponse): unknown {
+    const obj: any = {};
+    if (message.key !== undefined) {
+      obj.key = MafKey.toJSON(message.key);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UpdateMafKeyResponse>, I>>(base?: I): UpdateMafKeyResponse {
+    return UpdateMafKeyResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UpdateMafKeyResponse>, I>>(object: I): UpdateMafKeyResponse {
+    const message = createBaseUpdateMafKeyResponse();
+    message.key = (object.key !== undefined && object.key !== null) ? MafKey.fromPartial(object.key) : undefined;
+    return message;
+  },
+};
+
+function createBaseDeregisterMafKeyRequest(): DeregisterMafKeyRequest {
+  return { relativeKeyId: "" };
+}
+
+export const DeregisterMafKeyRequest: MessageFns<DeregisterMafKeyRequest> = {
+  encode(message: DeregisterMafKeyRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.relativeKeyId !== "") {
+      writer.uint32(10).string(message.relativeKeyId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeregisterMafKeyRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeregisterMafKeyRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.relativeKeyId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeregisterMafKeyRequest {
+    return {
+      relativeKeyId: isSet(object.relativeKeyId)
+        ? globalThis.String(object.relativeKeyId)
+        : isSet(object.relative_key_id)
+        ? globalThis.String(object.relative_key_id)
+        : "",
+    };
+  },
+
+  toJSON(message: DeregisterMafKeyRequest): unknown {
+    const obj: any = {};
+    if (message.relativeKeyId !== "") {
+      obj.relativeKeyId = message.relativeKeyId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeregisterMafKeyRequest>, I>>(base?: I): DeregisterMafKeyRequest {
+    return DeregisterMafKeyRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeregisterMafKeyRequest>, I>>(object: I): DeregisterMafKeyRequest {
+    const message = createBaseDeregisterMafKeyRequest();
+    message.relativeKeyId = object.relativeKeyId ?? "";
+    return message;
+  },
+};
+
+function createBaseDeregisterMafKeyResponse(): DeregisterMafKeyResponse {
+  return {};
+}
+
+export const DeregisterMafKeyResponse: MessageFns<DeregisterMafKeyResponse> = {
+  encode(_: DeregisterMafKeyResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeregisterMafKeyResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeregisterMafKeyResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): DeregisterMafKeyResponse {
+    return {};
+  },
+
+  toJSON(_: DeregisterMafKeyResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeregisterMafKeyResponse>, I>>(base?: I): DeregisterMafKeyResponse {
+    return DeregisterMafKeyResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeregisterMafKeyResponse>, I>>(_: I): DeregisterMafKeyResponse {
+    const message = createBaseDeregisterMafKeyResponse();
+    return message;
+  },
+};
+
 /** Tenants, entities, credentials and tokens. */
 export type AuthenticationService = typeof AuthenticationService;
 export const AuthenticationService = {
@@ -5049,6 +7639,9 @@ export const AuthenticationService = {
   /**
    * The token endpoint. Callable WITHOUT credentials: the client authenticates by the
    * signed assertion in the request. Each assertion jti is accepted once across all replicas.
+   * Flood protection: ERR_RATE_LIMITED (RESOURCE_EXHAUSTED) with ErrorInfo metadata "scope"
+   * (entity or source), "retryAfterMs" and "retryAfterSec" after repeated failures
+   * (exponential back-off shared by all replicas) or too many attempts (per replica).
    * Reasons: ERR_TOKEN_INVALID (malformed, alg none or unexpected, unknown kid, wrong
    * signature, wrong aud/iss/sub, lifetime above the limit, larger than 8 KiB, not yet
    * valid, credential or entity not usable), ERR_TOKEN_EXPIRED, ERR_REPLAY,
@@ -5066,8 +7659,8 @@ export const AuthenticationService = {
   /**
    * Reports whether an access token is active (valid signature of a signing key of its
    * tenant, not expired, not revoked, entity and tenant enabled) and its claims. Callers of
-   * another tenant, and callers that are neither admin, a service nor the token's subject,
-   * always get active = false.
+   * another tenant, and callers that are neither admin, a service, the token's entity nor a
+   * relying party named in its aud, always get active = false.
    */
   introspect: {
     path: "/m2msec.authn.v1.Authentication/Introspect" as const,
@@ -5108,6 +7701,151 @@ export const AuthenticationService = {
     responseSerialize: (value: RotateSigningKeyResponse): Buffer =>
       Buffer.from(RotateSigningKeyResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): RotateSigningKeyResponse => RotateSigningKeyResponse.decode(value),
+  },
+  /**
+   * Sets the authentication policy of the caller's tenant (entity_id empty) or of one of its
+   * entities (overrides the tenant's). Tenant admin.
+   * Reasons: ERR_INVALID_ARGUMENT, ERR_NOT_FOUND, ERR_PERMISSION_DENIED.
+   */
+  setAuthPolicy: {
+    path: "/m2msec.authn.v1.Authentication/SetAuthPolicy" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SetAuthPolicyRequest): Buffer => Buffer.from(SetAuthPolicyRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SetAuthPolicyRequest => SetAuthPolicyRequest.decode(value),
+    responseSerialize: (value: SetAuthPolicyResponse): Buffer =>
+      Buffer.from(SetAuthPolicyResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SetAuthPolicyResponse => SetAuthPolicyResponse.decode(value),
+  },
+  /**
+   * Derives a session key from an entity's SYMMETRIC credential inside the KMS (HKDF-SHA256
+   * into a new HMAC_SHA256 key handle; salt and info in the response, see docs/authn.md) that
+   * expires after the policy's session key lifetime. The entity computes the same key from its
+   * own copy of the credential. The entity itself, or a tenant admin or service.
+   * Reasons: ERR_INVALID_ARGUMENT, ERR_NOT_FOUND (entity or credential; also for a caller that
+   * may not derive for the entity), ERR_FAILED_PRECONDITION (entity disabled, no usable
+   * symmetric credential), and the KMS's DeriveKey reasons.
+   */
+  deriveSessionKey: {
+    path: "/m2msec.authn.v1.Authentication/DeriveSessionKey" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DeriveSessionKeyRequest): Buffer =>
+      Buffer.from(DeriveSessionKeyRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DeriveSessionKeyRequest => DeriveSessionKeyRequest.decode(value),
+    responseSerialize: (value: DeriveSessionKeyResponse): Buffer =>
+      Buffer.from(DeriveSessionKeyResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DeriveSessionKeyResponse => DeriveSessionKeyResponse.decode(value),
+  },
+  /**
+   * MAF Client Registration (TS-0003 §8.8.2.3): registers the calling entity (or, for a tenant
+   * admin, client_id) as a client of this MAF. Replaces an existing registration.
+   * Reasons: ERR_INVALID_ARGUMENT, ERR_NOT_FOUND, ERR_PERMISSION_DENIED.
+   */
+  registerMafClient: {
+    path: "/m2msec.authn.v1.Authentication/RegisterMafClient" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RegisterMafClientRequest): Buffer =>
+      Buffer.from(RegisterMafClientRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RegisterMafClientRequest => RegisterMafClientRequest.decode(value),
+    responseSerialize: (value: RegisterMafClientResponse): Buffer =>
+      Buffer.from(RegisterMafClientResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RegisterMafClientResponse => RegisterMafClientResponse.decode(value),
+  },
+  /**
+   * MAF Client Configuration Retrieval: the caller's (or, for an admin, client_id's)
+   * registration. Reasons: ERR_NOT_FOUND (also after its expiration time).
+   */
+  getMafClient: {
+    path: "/m2msec.authn.v1.Authentication/GetMafClient" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetMafClientRequest): Buffer => Buffer.from(GetMafClientRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetMafClientRequest => GetMafClientRequest.decode(value),
+    responseSerialize: (value: GetMafClientResponse): Buffer =>
+      Buffer.from(GetMafClientResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetMafClientResponse => GetMafClientResponse.decode(value),
+  },
+  /**
+   * MAF Client De-Registration. Keys the client registered stay until their own expiry.
+   * Reasons: ERR_NOT_FOUND.
+   */
+  deregisterMafClient: {
+    path: "/m2msec.authn.v1.Authentication/DeregisterMafClient" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DeregisterMafClientRequest): Buffer =>
+      Buffer.from(DeregisterMafClientRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DeregisterMafClientRequest => DeregisterMafClientRequest.decode(value),
+    responseSerialize: (value: DeregisterMafClientResponse): Buffer =>
+      Buffer.from(DeregisterMafClientResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DeregisterMafClientResponse => DeregisterMafClientResponse.decode(value),
+  },
+  /**
+   * MAF Key Registration (TS-0003 §8.8.2.7): a registered MAF client (the source) registers a
+   * key for one target (SUID 32, 33) or one or more targets (SUID 34, 35). The key is
+   * generated in the KMS and returned once to the source, wrapped for its public key. Its
+   * identifier (TLS psk_identity) is "<RelativeKeyID>@<MAF-FQDN>".
+   * Reasons: ERR_INVALID_ARGUMENT, ERR_FAILED_PRECONDITION (the source is not a registered
+   * MAF client), ERR_PERMISSION_DENIED (naming another source without the admin role).
+   */
+  registerMafKey: {
+    path: "/m2msec.authn.v1.Authentication/RegisterMafKey" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RegisterMafKeyRequest): Buffer =>
+      Buffer.from(RegisterMafKeyRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RegisterMafKeyRequest => RegisterMafKeyRequest.decode(value),
+    responseSerialize: (value: RegisterMafKeyResponse): Buffer =>
+      Buffer.from(RegisterMafKeyResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RegisterMafKeyResponse => RegisterMafKeyResponse.decode(value),
+  },
+  /**
+   * MAF Key Retrieval (TS-0003 §8.8.2.8): a target of the registration gets the key wrapped
+   * for its public key. The caller must be a registered MAF client (else
+   * ERR_FAILED_PRECONDITION, whatever the key); a non-target, an unknown, expired or
+   * de-registered key, or another MAF's key identifier: ERR_NOT_FOUND.
+   */
+  retrieveMafKey: {
+    path: "/m2msec.authn.v1.Authentication/RetrieveMafKey" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RetrieveMafKeyRequest): Buffer =>
+      Buffer.from(RetrieveMafKeyRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RetrieveMafKeyRequest => RetrieveMafKeyRequest.decode(value),
+    responseSerialize: (value: RetrieveMafKeyResponse): Buffer =>
+      Buffer.from(RetrieveMafKeyResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RetrieveMafKeyResponse => RetrieveMafKeyResponse.decode(value),
+  },
+  /**
+   * MAF Key Registration Update: the source (or a tenant admin) changes the expiration time,
+   * targets or labels. Reasons: ERR_INVALID_ARGUMENT, ERR_NOT_FOUND.
+   */
+  updateMafKey: {
+    path: "/m2msec.authn.v1.Authentication/UpdateMafKey" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: UpdateMafKeyRequest): Buffer => Buffer.from(UpdateMafKeyRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): UpdateMafKeyRequest => UpdateMafKeyRequest.decode(value),
+    responseSerialize: (value: UpdateMafKeyResponse): Buffer =>
+      Buffer.from(UpdateMafKeyResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): UpdateMafKeyResponse => UpdateMafKeyResponse.decode(value),
+  },
+  /**
+   * MAF Key De-Registration: the source (or a tenant admin) removes the key; its KMS key is
+   * scheduled for destruction. Reasons: ERR_NOT_FOUND.
+   */
+  deregisterMafKey: {
+    path: "/m2msec.authn.v1.Authentication/DeregisterMafKey" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DeregisterMafKeyRequest): Buffer =>
+      Buffer.from(DeregisterMafKeyRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DeregisterMafKeyRequest => DeregisterMafKeyRequest.decode(value),
+    responseSerialize: (value: DeregisterMafKeyResponse): Buffer =>
+      Buffer.from(DeregisterMafKeyResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DeregisterMafKeyResponse => DeregisterMafKeyResponse.decode(value),
   },
 } as const;
 
@@ -5169,6 +7907,9 @@ export interface AuthenticationServer extends UntypedServiceImplementation {
   /**
    * The token endpoint. Callable WITHOUT credentials: the client authenticates by the
    * signed assertion in the request. Each assertion jti is accepted once across all replicas.
+   * Flood protection: ERR_RATE_LIMITED (RESOURCE_EXHAUSTED) with ErrorInfo metadata "scope"
+   * (entity or source), "retryAfterMs" and "retryAfterSec" after repeated failures
+   * (exponential back-off shared by all replicas) or too many attempts (per replica).
    * Reasons: ERR_TOKEN_INVALID (malformed, alg none or unexpected, unknown kid, wrong
    * signature, wrong aud/iss/sub, lifetime above the limit, larger than 8 KiB, not yet
    * valid, credential or entity not usable), ERR_TOKEN_EXPIRED, ERR_REPLAY,
@@ -5178,8 +7919,8 @@ export interface AuthenticationServer extends UntypedServiceImplementation {
   /**
    * Reports whether an access token is active (valid signature of a signing key of its
    * tenant, not expired, not revoked, entity and tenant enabled) and its claims. Callers of
-   * another tenant, and callers that are neither admin, a service nor the token's subject,
-   * always get active = false.
+   * another tenant, and callers that are neither admin, a service, the token's entity nor a
+   * relying party named in its aud, always get active = false.
    */
   introspect: handleUnaryCall<IntrospectRequest, IntrospectResponse>;
   /**
@@ -5195,6 +7936,64 @@ export interface AuthenticationServer extends UntypedServiceImplementation {
    * Reasons: ERR_PERMISSION_DENIED, ERR_FAILED_PRECONDITION.
    */
   rotateSigningKey: handleUnaryCall<RotateSigningKeyRequest, RotateSigningKeyResponse>;
+  /**
+   * Sets the authentication policy of the caller's tenant (entity_id empty) or of one of its
+   * entities (overrides the tenant's). Tenant admin.
+   * Reasons: ERR_INVALID_ARGUMENT, ERR_NOT_FOUND, ERR_PERMISSION_DENIED.
+   */
+  setAuthPolicy: handleUnaryCall<SetAuthPolicyRequest, SetAuthPolicyResponse>;
+  /**
+   * Derives a session key from an entity's SYMMETRIC credential inside the KMS (HKDF-SHA256
+   * into a new HMAC_SHA256 key handle; salt and info in the response, see docs/authn.md) that
+   * expires after the policy's session key lifetime. The entity computes the same key from its
+   * own copy of the credential. The entity itself, or a tenant admin or service.
+   * Reasons: ERR_INVALID_ARGUMENT, ERR_NOT_FOUND (entity or credential; also for a caller that
+   * may not derive for the entity), ERR_FAILED_PRECONDITION (entity disabled, no usable
+   * symmetric credential), and the KMS's DeriveKey reasons.
+   */
+  deriveSessionKey: handleUnaryCall<DeriveSessionKeyRequest, DeriveSessionKeyResponse>;
+  /**
+   * MAF Client Registration (TS-0003 §8.8.2.3): registers the calling entity (or, for a tenant
+   * admin, client_id) as a client of this MAF. Replaces an existing registration.
+   * Reasons: ERR_INVALID_ARGUMENT, ERR_NOT_FOUND, ERR_PERMISSION_DENIED.
+   */
+  registerMafClient: handleUnaryCall<RegisterMafClientRequest, RegisterMafClientResponse>;
+  /**
+   * MAF Client Configuration Retrieval: the caller's (or, for an admin, client_id's)
+   * registration. Reasons: ERR_NOT_FOUND (also after its expiration time).
+   */
+  getMafClient: handleUnaryCall<GetMafClientRequest, GetMafClientResponse>;
+  /**
+   * MAF Client De-Registration. Keys the client registered stay until their own expiry.
+   * Reasons: ERR_NOT_FOUND.
+   */
+  deregisterMafClient: handleUnaryCall<DeregisterMafClientRequest, DeregisterMafClientResponse>;
+  /**
+   * MAF Key Registration (TS-0003 §8.8.2.7): a registered MAF client (the source) registers a
+   * key for one target (SUID 32, 33) or one or more targets (SUID 34, 35). The key is
+   * generated in the KMS and returned once to the source, wrapped for its public key. Its
+   * identifier (TLS psk_identity) is "<RelativeKeyID>@<MAF-FQDN>".
+   * Reasons: ERR_INVALID_ARGUMENT, ERR_FAILED_PRECONDITION (the source is not a registered
+   * MAF client), ERR_PERMISSION_DENIED (naming another source without the admin role).
+   */
+  registerMafKey: handleUnaryCall<RegisterMafKeyRequest, RegisterMafKeyResponse>;
+  /**
+   * MAF Key Retrieval (TS-0003 §8.8.2.8): a target of the registration gets the key wrapped
+   * for its public key. The caller must be a registered MAF client (else
+   * ERR_FAILED_PRECONDITION, whatever the key); a non-target, an unknown, expired or
+   * de-registered key, or another MAF's key identifier: ERR_NOT_FOUND.
+   */
+  retrieveMafKey: handleUnaryCall<RetrieveMafKeyRequest, RetrieveMafKeyResponse>;
+  /**
+   * MAF Key Registration Update: the source (or a tenant admin) changes the expiration time,
+   * targets or labels. Reasons: ERR_INVALID_ARGUMENT, ERR_NOT_FOUND.
+   */
+  updateMafKey: handleUnaryCall<UpdateMafKeyRequest, UpdateMafKeyResponse>;
+  /**
+   * MAF Key De-Registration: the source (or a tenant admin) removes the key; its KMS key is
+   * scheduled for destruction. Reasons: ERR_NOT_FOUND.
+   */
+  deregisterMafKey: handleUnaryCall<DeregisterMafKeyRequest, DeregisterMafKeyResponse>;
 }
 
 export interface AuthenticationClient extends Client {
@@ -5395,6 +8194,9 @@ export interface AuthenticationClient extends Client {
   /**
    * The token endpoint. Callable WITHOUT credentials: the client authenticates by the
    * signed assertion in the request. Each assertion jti is accepted once across all replicas.
+   * Flood protection: ERR_RATE_LIMITED (RESOURCE_EXHAUSTED) with ErrorInfo metadata "scope"
+   * (entity or source), "retryAfterMs" and "retryAfterSec" after repeated failures
+   * (exponential back-off shared by all replicas) or too many attempts (per replica).
    * Reasons: ERR_TOKEN_INVALID (malformed, alg none or unexpected, unknown kid, wrong
    * signature, wrong aud/iss/sub, lifetime above the limit, larger than 8 KiB, not yet
    * valid, credential or entity not usable), ERR_TOKEN_EXPIRED, ERR_REPLAY,
@@ -5418,8 +8220,8 @@ export interface AuthenticationClient extends Client {
   /**
    * Reports whether an access token is active (valid signature of a signing key of its
    * tenant, not expired, not revoked, entity and tenant enabled) and its claims. Callers of
-   * another tenant, and callers that are neither admin, a service nor the token's subject,
-   * always get active = false.
+   * another tenant, and callers that are neither admin, a service, the token's entity nor a
+   * relying party named in its aud, always get active = false.
    */
   introspect(
     request: IntrospectRequest,
@@ -5477,6 +8279,190 @@ export interface AuthenticationClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: RotateSigningKeyResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * Sets the authentication policy of the caller's tenant (entity_id empty) or of one of its
+   * entities (overrides the tenant's). Tenant admin.
+   * Reasons: ERR_INVALID_ARGUMENT, ERR_NOT_FOUND, ERR_PERMISSION_DENIED.
+   */
+  setAuthPolicy(
+    request: SetAuthPolicyRequest,
+    callback: (error: ServiceError | null, response: SetAuthPolicyResponse) => void,
+  ): ClientUnaryCall;
+  setAuthPolicy(
+    request: SetAuthPolicyRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SetAuthPolicyResponse) => void,
+  ): ClientUnaryCall;
+  setAuthPolicy(
+    request: SetAuthPolicyRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SetAuthPolicyResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Derives a session key from an entity's SYMMETRIC credential inside the KMS (HKDF-SHA256
+   * into a new HMAC_SHA256 key handle; salt and info in the response, see docs/authn.md) that
+   * expires after the policy's session key lifetime. The entity computes the same key from its
+   * own copy of the credential. The entity itself, or a tenant admin or service.
+   * Reasons: ERR_INVALID_ARGUMENT, ERR_NOT_FOUND (entity or credential; also for a caller that
+   * may not derive for the entity), ERR_FAILED_PRECONDITION (entity disabled, no usable
+   * symmetric credential), and the KMS's DeriveKey reasons.
+   */
+  deriveSessionKey(
+    request: DeriveSessionKeyRequest,
+    callback: (error: ServiceError | null, response: DeriveSessionKeyResponse) => void,
+  ): ClientUnaryCall;
+  deriveSessionKey(
+    request: DeriveSessionKeyRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DeriveSessionKeyResponse) => void,
+  ): ClientUnaryCall;
+  deriveSessionKey(
+    request: DeriveSessionKeyRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DeriveSessionKeyResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * MAF Client Registration (TS-0003 §8.8.2.3): registers the calling entity (or, for a tenant
+   * admin, client_id) as a client of this MAF. Replaces an existing registration.
+   * Reasons: ERR_INVALID_ARGUMENT, ERR_NOT_FOUND, ERR_PERMISSION_DENIED.
+   */
+  registerMafClient(
+    request: RegisterMafClientRequest,
+    callback: (error: ServiceError | null, response: RegisterMafClientResponse) => void,
+  ): ClientUnaryCall;
+  registerMafClient(
+    request: RegisterMafClientRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RegisterMafClientResponse) => void,
+  ): ClientUnaryCall;
+  registerMafClient(
+    request: RegisterMafClientRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RegisterMafClientResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * MAF Client Configuration Retrieval: the caller's (or, for an admin, client_id's)
+   * registration. Reasons: ERR_NOT_FOUND (also after its expiration time).
+   */
+  getMafClient(
+    request: GetMafClientRequest,
+    callback: (error: ServiceError | null, response: GetMafClientResponse) => void,
+  ): ClientUnaryCall;
+  getMafClient(
+    request: GetMafClientRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetMafClientResponse) => void,
+  ): ClientUnaryCall;
+  getMafClient(
+    request: GetMafClientRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetMafClientResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * MAF Client De-Registration. Keys the client registered stay until their own expiry.
+   * Reasons: ERR_NOT_FOUND.
+   */
+  deregisterMafClient(
+    request: DeregisterMafClientRequest,
+    callback: (error: ServiceError | null, response: DeregisterMafClientResponse) => void,
+  ): ClientUnaryCall;
+  deregisterMafClient(
+    request: DeregisterMafClientRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DeregisterMafClientResponse) => void,
+  ): ClientUnaryCall;
+  deregisterMafClient(
+    request: DeregisterMafClientRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DeregisterMafClientResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * MAF Key Registration (TS-0003 §8.8.2.7): a registered MAF client (the source) registers a
+   * key for one target (SUID 32, 33) or one or more targets (SUID 34, 35). The key is
+   * generated in the KMS and returned once to the source, wrapped for its public key. Its
+   * identifier (TLS psk_identity) is "<RelativeKeyID>@<MAF-FQDN>".
+   * Reasons: ERR_INVALID_ARGUMENT, ERR_FAILED_PRECONDITION (the source is not a registered
+   * MAF client), ERR_PERMISSION_DENIED (naming another source without the admin role).
+   */
+  registerMafKey(
+    request: RegisterMafKeyRequest,
+    callback: (error: ServiceError | null, response: RegisterMafKeyResponse) => void,
+  ): ClientUnaryCall;
+  registerMafKey(
+    request: RegisterMafKeyRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RegisterMafKeyResponse) => void,
+  ): ClientUnaryCall;
+  registerMafKey(
+    request: RegisterMafKeyRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RegisterMafKeyResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * MAF Key Retrieval (TS-0003 §8.8.2.8): a target of the registration gets the key wrapped
+   * for its public key. The caller must be a registered MAF client (else
+   * ERR_FAILED_PRECONDITION, whatever the key); a non-target, an unknown, expired or
+   * de-registered key, or another MAF's key identifier: ERR_NOT_FOUND.
+   */
+  retrieveMafKey(
+    request: RetrieveMafKeyRequest,
+    callback: (error: ServiceError | null, response: RetrieveMafKeyResponse) => void,
+  ): ClientUnaryCall;
+  retrieveMafKey(
+    request: RetrieveMafKeyRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RetrieveMafKeyResponse) => void,
+  ): ClientUnaryCall;
+  retrieveMafKey(
+    request: RetrieveMafKeyRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RetrieveMafKeyResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * MAF Key Registration Update: the source (or a tenant admin) changes the expiration time,
+   * targets or labels. Reasons: ERR_INVALID_ARGUMENT, ERR_NOT_FOUND.
+   */
+  updateMafKey(
+    request: UpdateMafKeyRequest,
+    callback: (error: ServiceError | null, response: UpdateMafKeyResponse) => void,
+  ): ClientUnaryCall;
+  updateMafKey(
+    request: UpdateMafKeyRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: UpdateMafKeyResponse) => void,
+  ): ClientUnaryCall;
+  updateMafKey(
+    request: UpdateMafKeyRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: UpdateMafKeyResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * MAF Key De-Registration: the source (or a tenant admin) removes the key; its KMS key is
+   * scheduled for destruction. Reasons: ERR_NOT_FOUND.
+   */
+  deregisterMafKey(
+    request: DeregisterMafKeyRequest,
+    callback: (error: ServiceError | null, response: DeregisterMafKeyResponse) => void,
+  ): ClientUnaryCall;
+  deregisterMafKey(
+    request: DeregisterMafKeyRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DeregisterMafKeyResponse) => void,
+  ): ClientUnaryCall;
+  deregisterMafKey(
+    request: DeregisterMafKeyRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DeregisterMafKeyResponse) => void,
+  ): ClientUnaryCall;
 }
 
 export const AuthenticationClient = makeGenericClientConstructor(
@@ -5487,6 +8473,14 @@ export const AuthenticationClient = makeGenericClientConstructor(
   service: typeof AuthenticationService;
   serviceName: string;
 };
+
+function bytesFromBase64(b64: string): Uint8Array {
+  return Uint8Array.from(globalThis.Buffer.from(b64, "base64"));
+}
+
+function base64FromBytes(arr: Uint8Array): string {
+  return globalThis.Buffer.from(arr).toString("base64");
+}
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | bigint | undefined;
 
