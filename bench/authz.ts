@@ -4,7 +4,12 @@
  * server, and the embedded engine (`@m2msec/acp` decide()) in this process. Prints one
  * markdown table and whether the targets are met.
  *
- *   npm run bench -- authz [--seconds 3] [--rounds 3] [--concurrency 64] [--batch 100] [--policies 100000]
+ *   npm run bench -- authz [--seconds 3] [--rounds 3] [--concurrency 64] [--batch 100] [--policies 100000] [--cpu-prof DIR]
+ *
+ * `--cpu-prof DIR` writes a V8 CPU profile of the server process into DIR when it stops
+ * (summarise it with `bench/tools/profile-summary.ts`). `--only check` (comma list of health,
+ * get, check, batch, handler) measures only those rows, e.g. for a profile of Check alone; the targets
+ * are then not evaluated.
  *
  * Set-up: nats-server (JetStream) from @m2msec/testkit; the authz service runs in its own
  * process (`services/authz/src/main.ts`, configured by environment, plaintext on loopback,
@@ -29,13 +34,16 @@ import { parseArgs } from 'node:util'
 import * as grpc from '@grpc/grpc-js'
 import { compilePolicies, decide, type AccessControlPolicy, type AccessRequest } from '@m2msec/acp'
 import * as pb from '@m2msec/proto/authz/v1'
-import { promiseClient, type PromiseClient } from '@m2msec/runtime'
+import { createLogger, promiseClient, systemClock, type CallContext, type PromiseClient } from '@m2msec/runtime'
 import { freePort, grpcHealthCheck, startNats, tmpDir } from '@m2msec/testkit'
+import { createAuthzOperations } from '../services/authz/src/domain/operations/index.ts'
+import { createAuthzGrpcService } from '../services/authz/src/grpc/service.ts'
 import { REPO_ROOT } from './lib/kms-process.ts'
 import {
   cpuProbe,
   formatTable,
   machineCpuProbe,
+  measure,
   measureRounds,
   measureSync,
   type Job,
@@ -50,6 +58,8 @@ const { values: args } = parseArgs({
     batch: { type: 'string', default: '100' },
     rounds: { type: 'string', default: '3' },
     policies: { type: 'string', default: '100000' },
+    'cpu-prof': { type: 'string' },
+    only: { type: 'string' },
   },
 })
 const SECONDS = Number(args.seconds)
@@ -58,6 +68,7 @@ const BATCH = Number(args.batch)
 const ROUNDS = Number(args.rounds)
 const BIG = Number(args.policies)
 const SMALL = 1000
+const ONLY = args.only?.split(',')
 for (const [name, v] of Object.entries({ SECONDS, CONCURRENCY, BATCH, ROUNDS, BIG })) {
   if (!Number.isFinite(v) || v <= 0) throw new Error(`bad --${name.toLowerCase()}`)
 }
@@ -112,6 +123,47 @@ const toPbCheck = (r: AccessRequest): pb.CheckRequest =>
     host: { spId: 'sp.example', cseId: 'in-cse' },
   })
 
+/**
+ * The authz-owned part of a Check in this process: decode the request bytes, the gRPC handler
+ * (mapping, validation, decision, audit sampling; the audit sink is a no-op, so DENY records
+ * cost nothing here), encode the response. Everything the runtime and grpc-js add around it
+ * (authentication, tracing, metrics, HTTP/2) is not in this row.
+ */
+async function measureHandler(count: number, durationMs: number): Promise<Measurement> {
+  const index = compilePolicies(Array.from({ length: count }, (_, i) => makePolicy(i)))
+  const unused = (): never => {
+    throw new Error('not used by Check')
+  }
+  const ops = createAuthzOperations({
+    store: { get: unused, create: unused, update: unused, delete: unused, list: unused },
+    index: { forTenant: () => index },
+    audit: { append: () => Promise.resolve() },
+    clock: systemClock,
+    sampler: { next: Math.random },
+    allowSampleRate: 0.01,
+  })
+  const handlers = createAuthzGrpcService(ops)
+  const ctx = {
+    principal: { tenant: 'demo', id: 'dev-admin', roles: ['admin'], via: 'dev' },
+    requestId: 'bench',
+    peer: 'ipv4:127.0.0.1:50000',
+    method: '/m2msec.authz.v1.Authorization/Check',
+    signal: new AbortController().signal,
+    log: createLogger({ level: 'silent', service: 'bench' }),
+    metadata: new grpc.Metadata(),
+  } as unknown as CallContext
+  const wire = makeRequests(count, 10_000).map((r) => Buffer.from(pb.CheckRequest.encode(toPbCheck(r)).finish()))
+  let n = 0
+  return measure(
+    `Check handler in process (decode, handler, encode; no audit I/O), ${count.toLocaleString('en-US')} policies`,
+    async () => {
+      const res = await handlers.check(pb.CheckRequest.decode(wire[n++ % wire.length] as Buffer), ctx)
+      pb.CheckResponse.encode(res).finish()
+    },
+    { concurrency: 1, durationMs },
+  )
+}
+
 const toPbPolicy = (p: AccessControlPolicy): pb.AccessControlPolicy =>
   pb.AccessControlPolicy.fromPartial(p as unknown as Parameters<typeof pb.AccessControlPolicy.fromPartial>[0])
 
@@ -119,7 +171,8 @@ const toPbPolicy = (p: AccessControlPolicy): pb.AccessControlPolicy =>
 const cleanups: Array<{ name: string; run: () => unknown }> = []
 
 async function startAuthzProcess(env: Record<string, string>, port: number): Promise<number> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'services/authz/src/main.ts'], {
+  const profile = args['cpu-prof'] === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${args['cpu-prof']}`]
+  const child = spawn(process.execPath, [...profile, '--import', 'tsx', 'services/authz/src/main.ts'], {
     cwd: REPO_ROOT,
     env: { ...(process.env as Record<string, string>), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -243,6 +296,15 @@ async function main(): Promise<void> {
       { name: `BatchCheck x${BATCH}, ${k} policies`, op: batchOp, opts: rpcBatch },
     ]
     process.stderr.write(`measuring with ${count} policies in ${ROUNDS} interleaved rounds\n`)
+    if (ONLY !== undefined) {
+      const keep = ['health', 'get', 'check', 'batch'].map((name) => ONLY.includes(name))
+      return measureRounds(
+        jobs.filter((_, i) => keep[i]),
+        ROUNDS,
+        (round, partial) =>
+          process.stderr.write(`  round ${round}: ${partial.map((m) => Math.round(m.perSecond)).join(', ')}\n`),
+      )
+    }
     return measureRounds(jobs, ROUNDS, (round, partial) => {
       process.stderr.write(`  round ${round}: ${partial.map((m) => Math.round(m.perSecond)).join(', ')}\n`)
     })
@@ -250,7 +312,18 @@ async function main(): Promise<void> {
 
   process.stderr.write(`authz pid ${pid} on ${target}; loading ${SMALL} policies\n`)
   const loadSmall = await load(0, SMALL)
-  const [h1, g1, c1, b1] = (await phase(SMALL)) as [Measurement, Measurement, Measurement, Measurement]
+  const small = await phase(SMALL)
+  if (ONLY !== undefined) {
+    if (ONLY.includes('handler')) small.push(await measureHandler(SMALL, RPC_MS))
+    console.log(
+      formatTable(
+        small.map((m) => ({ group: '1k policies', m })),
+        { cores: ['server', 'client', 'machine'], perOp: ['server', 'client'] },
+      ),
+    )
+    return
+  }
+  const [h1, g1, c1, b1] = small as [Measurement, Measurement, Measurement, Measurement]
   process.stderr.write(`loading ${BIG - SMALL} more policies\n`)
   const loadBig = await load(SMALL, BIG)
   const [h2, g2, c2, b2] = (await phase(BIG)) as [Measurement, Measurement, Measurement, Measurement]
@@ -269,6 +342,8 @@ async function main(): Promise<void> {
   }
   const e1 = embedded(SMALL)
   const e2 = embedded(BIG)
+  const hd1 = await measureHandler(SMALL, Math.max(1000, RPC_MS * 0.75))
+  const hd2 = await measureHandler(BIG, Math.max(1000, RPC_MS * 0.75))
 
   const rows: TableRow[] = [
     { group: '1k policies', m: h1 },
@@ -281,6 +356,8 @@ async function main(): Promise<void> {
     { group: `${BIG} policies`, m: b2, vs: c2 },
     { group: 'in process', m: e1 },
     { group: 'in process', m: e2, vs: e1 },
+    { group: 'in process', m: hd1 },
+    { group: 'in process', m: hd2, vs: hd1 },
   ]
   const verdict = (ok: boolean): string => (ok ? 'met' : '**NOT MET**')
   const rate = (m: Measurement): string => `${Math.round(m.perSecond).toLocaleString('en-US')}/s`

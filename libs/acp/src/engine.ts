@@ -267,6 +267,8 @@ export type MatchedRule =
       readonly ruleIndex: number
       /** Set when a role from this token permission made the rule match. */
       readonly tokenId?: string
+      /** With `tokenId`: the index of that permission in the token. */
+      readonly permissionIndex?: number
     }
   | {
       readonly source: 'token'
@@ -477,7 +479,7 @@ function describe(m: MatchedRule): string {
   if (m.source === 'token') {
     return `permitted by token ${m.tokenId} permission ${m.permissionIndex} rule ${m.ruleIndex}`
   }
-  const via = m.tokenId === undefined ? '' : ` (role from token ${m.tokenId})`
+  const via = m.tokenId === undefined ? '' : ` (role from token ${m.tokenId} permission ${m.permissionIndex ?? 0})`
   return `permitted by policy ${m.policyId} ${m.attribute}[${m.ruleIndex}]${via}`
 }
 
@@ -557,6 +559,7 @@ export function decide(index: PolicyIndex, request: AccessRequest, options: Deci
             attribute,
             ruleIndex: k,
             tokenId: grant.tokenId,
+            permissionIndex: grant.permissionIndex,
           })
         }
       }

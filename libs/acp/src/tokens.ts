@@ -15,8 +15,8 @@
  */
 import { M2msecError, isM2msecError, type ErrorCode } from '@m2msec/errors'
 import { compileRules, type TokenGrant } from './engine.ts'
-import type { AccessControlRule } from './model.ts'
-import { matchesIdPattern } from './originator.ts'
+import type { AccessControlContext, AccessControlRule } from './model.ts'
+import { matchesIdPattern, originatorForms, type HostIds } from './originator.ts'
 import { elementNames, parseSetOfAcrs, readObject, type Field } from './parse.ts'
 
 const PERMISSION = elementNames({ resourceIDs: ['ris'], privileges: ['pv'], roleIDs: ['rids'] })
@@ -228,17 +228,31 @@ export function checkTokenClaims(payload: unknown, expect: TokenExpectations): O
   return token
 }
 
+/** An id in absolute form (`//sp/...`) when `host` allows deriving it, else unchanged. */
+function absoluteId(id: string, host: HostIds | undefined): string {
+  return host === undefined ? id : (originatorForms(id, host).abs ?? id)
+}
+
 /**
  * Turns the token's permissions that apply to `targetResourceId` into grants for `decide`
- * (§7.3.2.5). A permission with `resourceIDs` applies only when the target is listed (exact
- * string match, so pass the id in the form the issuer uses); without `targetResourceId` such
- * permissions are left out. Permissions without privileges and roles give no grant.
+ * (§7.3.2.5). A permission with `resourceIDs` applies only when the target is listed: exact
+ * string match, or, with `host`, the same id once both are put in absolute form
+ * (`/in-cse/cnt-1` and `cnt-1` on host `sp.example`/`in-cse` are `//sp.example/in-cse/cnt-1`).
+ * Without `targetResourceId` such permissions are left out. Permissions without privileges
+ * and roles give no grant.
  */
-export function tokenGrants(token: OneM2mToken, targetResourceId?: string): TokenGrant[] {
+export function tokenGrants(token: OneM2mToken, targetResourceId?: string, host?: HostIds): TokenGrant[] {
   const grants: TokenGrant[] = []
+  const target = targetResourceId === undefined ? undefined : absoluteId(targetResourceId, host)
   token.permissions.forEach((perm, i) => {
     if (perm.resourceIds !== undefined) {
-      if (targetResourceId === undefined || !perm.resourceIds.includes(targetResourceId)) return
+      if (
+        targetResourceId === undefined ||
+        target === undefined ||
+        !perm.resourceIds.some((r) => r === targetResourceId || absoluteId(r, host) === target)
+      ) {
+        return
+      }
     }
     const rules = perm.privileges === undefined ? [] : compileRules(perm.privileges, `tkps[${i}]`)
     const roleIds = perm.roleIds ?? []
@@ -246,4 +260,59 @@ export function tokenGrants(token: OneM2mToken, targetResourceId?: string): Toke
     grants.push({ tokenId: token.tokenId, permissionIndex: i, rules, roleIds })
   })
   return grants
+}
+
+function contextShortNames(c: AccessControlContext): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  if (c.accessControlWindow !== undefined) out['actw'] = [...c.accessControlWindow]
+  const ip = c.accessControlIpAddresses
+  if (ip !== undefined) {
+    out['acip'] = {
+      ...(ip.ipv4Addresses === undefined ? {} : { ipv4: [...ip.ipv4Addresses] }),
+      ...(ip.ipv6Addresses === undefined ? {} : { ipv6: [...ip.ipv6Addresses] }),
+    }
+  }
+  const region = c.accessControlLocationRegion
+  if (region !== undefined) {
+    out['aclr'] = 'circRegion' in region ? { accr: [...region.circRegion] } : { accc: [...region.countryCode] }
+  }
+  return out
+}
+
+/** An access control rule with the oneM2M short element names (`acor`, `acop`, ...), as JSON carries it. */
+export function ruleToShortNames(rule: AccessControlRule): Record<string, unknown> {
+  const out: Record<string, unknown> = {
+    acor: [...rule.accessControlOriginators],
+    acop: rule.accessControlOperations,
+  }
+  if (rule.accessControlContexts !== undefined) out['acco'] = rule.accessControlContexts.map(contextShortNames)
+  if (rule.accessControlAuthenticationFlag !== undefined) out['acaf'] = rule.accessControlAuthenticationFlag
+  if (rule.accessControlObjectDetails !== undefined) {
+    out['acod'] = rule.accessControlObjectDetails.map((d) => ({
+      ...(d.resourceType === undefined ? {} : { ty: d.resourceType }),
+      ...(d.specializationType === undefined ? {} : { spty: d.specializationType }),
+      chty: [...d.childResourceType],
+    }))
+  }
+  return out
+}
+
+/**
+ * The `tkps` claim (m2m:tokenPermissions, short names) for a token a DAS issues; the inverse
+ * of what `parseTokenClaims` reads.
+ *
+ * @example
+ * ```ts
+ * tokenPermissionsClaim([{ resourceIds: ['//sp/in-cse/cnt-1'], privileges: [{ accessControlOriginators: ['all'], accessControlOperations: 2 }] }])
+ * // { pm: [{ ris: ['//sp/in-cse/cnt-1'], pv: { acr: [{ acor: ['all'], acop: 2 }] } }] }
+ * ```
+ */
+export function tokenPermissionsClaim(permissions: readonly TokenPermission[]): { pm: Array<Record<string, unknown>> } {
+  return {
+    pm: permissions.map((p) => ({
+      ...(p.resourceIds === undefined ? {} : { ris: [...p.resourceIds] }),
+      ...(p.privileges === undefined ? {} : { pv: { acr: p.privileges.map(ruleToShortNames) } }),
+      ...(p.roleIds === undefined ? {} : { rids: [...p.roleIds] }),
+    })),
+  }
 }

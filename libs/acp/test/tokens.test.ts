@@ -7,6 +7,7 @@ import {
   decide,
   parseTokenClaims,
   tokenGrants,
+  tokenPermissionsClaim,
   type AccessRequest,
   type TokenExpectations,
 } from '../src/index.ts'
@@ -199,6 +200,7 @@ describe('token permissions in the access decision (§7.3.2.5)', () => {
       attribute: 'privileges',
       ruleIndex: 0,
       tokenId: 'tok-1',
+      permissionIndex: 1,
     })
   })
   test('"If the privileges element is present, the access control rules held in this element shall be used as applicable access control policy"', () => {
@@ -250,5 +252,53 @@ describe('token permissions in the access decision (§7.3.2.5)', () => {
       EXPECT,
     )
     assert.equal(decide(index, base({ operation: 'update', tokenGrants: tokenGrants(token, TARGET) })).decision, 'deny')
+  })
+})
+
+describe('resource ids in other forms and the tkps claim a DAS writes', () => {
+  test('with host, resourceIDs and the target compare in absolute form; without, only exactly', () => {
+    const token = checkTokenClaims(payload(), EXPECT)
+    const host = { spId: 'sp.example', cseId: 'in-cse' }
+    for (const target of ['/in-cse/cnt-1', 'cnt-1', TARGET]) {
+      assert.deepEqual(
+        tokenGrants(token, target, host).map((g) => g.permissionIndex),
+        [0, 1],
+        target,
+      )
+    }
+    assert.deepEqual(
+      tokenGrants(token, '/in-cse/cnt-1').map((g) => g.permissionIndex),
+      [1],
+    )
+    assert.deepEqual(
+      tokenGrants(token, '/other-cse/cnt-1', host).map((g) => g.permissionIndex),
+      [1],
+    )
+  })
+  test('tokenPermissionsClaim writes short names that parseTokenClaims reads back unchanged', () => {
+    const permissions = [
+      {
+        resourceIds: [TARGET],
+        privileges: [
+          {
+            accessControlOriginators: [HOLDER],
+            accessControlOperations: 6,
+            accessControlContexts: [
+              {
+                accessControlWindow: ['* * 2 * * * *'],
+                accessControlIpAddresses: { ipv4Addresses: ['10.0.0.0/8'] },
+                accessControlLocationRegion: { countryCode: ['DE'] },
+              },
+            ],
+            accessControlAuthenticationFlag: true,
+            accessControlObjectDetails: [{ resourceType: 2, childResourceType: [3, 4] }],
+          },
+        ],
+      },
+      { roleIds: ['R-1'] },
+    ]
+    const claim = tokenPermissionsClaim(permissions)
+    assert.deepEqual(Object.keys(claim.pm[0] ?? {}), ['ris', 'pv'])
+    assert.deepEqual(parseTokenClaims(payload({ tkps: claim })).permissions, permissions)
   })
 })

@@ -21,6 +21,8 @@ import type { PolicyRecord } from './domain/model.ts'
 import { createAuthzOperations, type AuthzOperations } from './domain/operations/index.ts'
 import { createPolicyStore, POLICY_BUCKET, type JetStreamPolicyStore, type SyncMarker } from './store/policy-store.ts'
 import { createAuthzGrpcService } from './grpc/service.ts'
+import { createDasTrust, createKmsDasSigner, type KmsDasSigner } from './das/das-keys.ts'
+import { createDasKms } from './kms/kms-client.ts'
 
 /** A running authz replica. */
 export interface AuthzApp {
@@ -90,6 +92,24 @@ export async function startAuthz(config: AuthzConfig, log: Logger): Promise<Auth
     onShutdown('policy store', () => policies.close())
     log.info({ policies: policies.size }, 'policies loaded')
 
+    // oneM2M tokens: the DAS servers each tenant trusts and, with das.issuers, this service as DAS.
+    let signer: KmsDasSigner | undefined
+    if (config.das.issuers.length > 0) {
+      const k = config.das.kms
+      const kms = createDasKms({
+        target: k.target,
+        ...(k.tls === undefined ? {} : { tls: k.tls }),
+        ...(k.tokenFile === undefined ? {} : { token: await readSecretFile(k.tokenFile) }),
+        timeoutMs: k.timeoutMs,
+      })
+      onShutdown('kms client', () => kms.close())
+      signer = createKmsDasSigner(config.das.issuers, kms, { cacheMs: config.das.keyCacheMs })
+    }
+    const trust = createDasTrust(
+      config.das.trusted,
+      signer === undefined ? undefined : { issuers: config.das.issuers, signer },
+    )
+
     const ops = createAuthzOperations({
       store: policies,
       index: policies,
@@ -97,6 +117,11 @@ export async function startAuthz(config: AuthzConfig, log: Logger): Promise<Auth
       clock: systemClock,
       sampler: { next: Math.random },
       allowSampleRate: config.audit.allowSampleRate,
+      das: {
+        trust,
+        ...(signer === undefined ? {} : { signer }),
+        settings: { clockToleranceSec: config.das.clockToleranceSec, maxTokenBytes: config.das.maxTokenBytes },
+      },
     })
 
     const server = createGrpcServer(config.grpc, {

@@ -6,7 +6,8 @@
  * unaudited result.
  */
 import { M2msecError, isM2msecError } from '@m2msec/errors'
-import type { Caller, CheckResult } from './model.ts'
+import type { AccessRequest } from '@m2msec/acp'
+import type { Caller, CheckResult, MatchedPolicyRule } from './model.ts'
 import type { AuditEntry, AuthzDeps } from './ports.ts'
 
 export interface AuditTarget {
@@ -50,48 +51,65 @@ function clip(s: string): string {
   return s.length <= DETAIL_MAX ? s : `${s.slice(0, DETAIL_MAX)}…`
 }
 
-/** What a decision record says about the request. */
+/** What a decision record says about the request (the engine request it was decided on). */
 export interface DecisionAudit {
   readonly action: string
-  readonly originator: string
-  readonly operation: string
-  readonly targetResourceId?: string
-  readonly targetPolicyIds: readonly string[]
-  readonly isPolicyChange: boolean
+  readonly request: AccessRequest
+  readonly targetResourceId: string | undefined
+  /** `jti` of the verified tokens that took part. */
+  readonly tokenIds?: readonly string[]
+}
+
+function describeMatch(m: MatchedPolicyRule): string {
+  if (m.attribute === 'tokenPrivileges')
+    return `token ${m.tokenId ?? ''}/tkps[${m.permissionIndex ?? 0}]/pv[${m.ruleIndex}]`
+  const via = m.tokenId === undefined ? '' : ` via token ${m.tokenId}/tkps[${m.permissionIndex ?? 0}]`
+  return `${m.policyId ?? ''}/${m.attribute}[${m.ruleIndex}]${via}`
+}
+
+/** True when this decision gets an audit record: every DENY, a PERMIT with probability `allowSampleRate`. */
+export function decisionAudited(deps: AuthzDeps, result: CheckResult): boolean {
+  if (result.decision === 'deny') return true
+  const rate = deps.allowSampleRate
+  return rate > 0 && (rate >= 1 || deps.sampler.next() < rate)
 }
 
 /**
- * Audits a decision: always for DENY, for PERMIT with probability `allowSampleRate`. The
- * record names originator, operation, target, policies and the matching rule.
+ * Writes the audit record of a decision that `decisionAudited` selected. The record names
+ * originator, operation, target, policies, tokens and the matching rule. Rejects with
+ * ERR_AUDIT_UNAVAILABLE when it cannot be written.
  */
-export async function auditDecision(
+export function auditDecision(
   deps: AuthzDeps,
   caller: Caller,
   what: DecisionAudit,
   result: CheckResult,
 ): Promise<void> {
   const deny = result.decision === 'deny'
-  if (!deny && !(deps.allowSampleRate > 0 && deps.sampler.next() < deps.allowSampleRate)) return
   const m = result.matched
-  await appendOrFail(deps, {
+  const r = what.request
+  const policyIds = r.targetPolicyIds.join(',')
+  const details: Record<string, string | number | boolean> = {
+    decision: result.decision,
+    originator: clip(r.originator),
+    operation: r.operation,
+    policyIds: clip(policyIds),
+  }
+  if (r.isPolicyChange === true) details['isPolicyChange'] = true
+  if (what.tokenIds !== undefined && what.tokenIds.length > 0) details['tokenIds'] = clip(what.tokenIds.join(','))
+  if (m !== undefined) details['matched'] = clip(describeMatch(m))
+  if (!deny) details['sampled'] = true
+  return appendOrFail(deps, {
     tenant: caller.tenant,
     principal: caller.id,
     action: what.action,
     resource: clip(
       what.targetResourceId !== undefined && what.targetResourceId !== ''
         ? `resource/${what.targetResourceId}`
-        : `policies/${what.targetPolicyIds.join(',')}`,
+        : `policies/${policyIds}`,
     ),
     result: deny ? 'denied' : 'ok',
-    details: {
-      decision: result.decision,
-      originator: clip(what.originator),
-      operation: what.operation,
-      policyIds: clip(what.targetPolicyIds.join(',')),
-      ...(what.isPolicyChange ? { isPolicyChange: true } : {}),
-      ...(m === undefined ? {} : { matched: clip(`${m.policyId}/${m.attribute}[${m.ruleIndex}]`) }),
-      ...(deny ? {} : { sampled: true }),
-    },
+    details,
   })
 }
 

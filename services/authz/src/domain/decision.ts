@@ -3,11 +3,22 @@
  * validation (a malformed field is ERR_INVALID_ARGUMENT, not a silent DENY, so a PEP bug shows
  * up as an error), defaults (originator = caller, time = now), and the result mapping.
  */
-import { decide, isValidCoordinate, parseIpAddress, type AccessRequest, type Decision } from '@m2msec/acp'
+import {
+  decide,
+  isValidCoordinate,
+  parseIpAddress,
+  type AccessRequest,
+  type Decision,
+  type MatchedRule,
+} from '@m2msec/acp'
 import { M2msecError, invalidArgument } from '@m2msec/errors'
+import { verifyTokens, type VerifiedToken } from './das.ts'
 import type { Caller, CheckInput, CheckResult, MatchedPolicyRule } from './model.ts'
 import { LIMITS, checkCount, validatePolicyId } from './limits.ts'
 import type { AuthzDeps } from './ports.ts'
+
+const NO_IDS: readonly string[] = []
+const COUNTRY = /^[A-Za-z]{2}$/
 
 function checkId(field: string, value: string): void {
   if (value.length === 0) throw invalidArgument(`${field}: must not be empty`, { field })
@@ -20,10 +31,14 @@ function checkId(field: string, value: string): void {
 }
 
 function checkIds(field: string, values: readonly string[] | undefined): readonly string[] {
-  const list = values ?? []
-  checkCount(field, list.length, LIMITS.listEntries)
-  list.forEach((v, i) => checkId(`${field}[${i}]`, v))
-  return list
+  if (values === undefined || values.length === 0) return NO_IDS
+  checkCount(field, values.length, LIMITS.listEntries)
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i] as string
+    // The field name is built only for an error (this runs on every Check).
+    if (v.length === 0 || v.length > LIMITS.idLength) checkId(`${field}[${i}]`, v)
+  }
+  return values
 }
 
 /**
@@ -39,7 +54,8 @@ export function toAccessRequest(deps: AuthzDeps, caller: Caller, input: CheckInp
   }
   const targetPolicyIds = input.targetPolicyIds
   checkCount('target_policy_ids', targetPolicyIds.length, LIMITS.listEntries)
-  targetPolicyIds.forEach((id, i) => validatePolicyId(id, `target_policy_ids[${i}]`))
+  for (let i = 0; i < targetPolicyIds.length; i++)
+    validatePolicyId(targetPolicyIds[i] as string, 'target_policy_ids', i)
   const roleIds = checkIds('role_ids', input.roleIds)
   const groupIds = checkIds('group_ids', input.groupIds)
 
@@ -57,34 +73,79 @@ export function toAccessRequest(deps: AuthzDeps, caller: Caller, input: CheckInp
         field: 'context.location',
       })
     }
-    if (loc.countryCode !== undefined && !/^[A-Za-z]{2}$/.test(loc.countryCode)) {
+    if (loc.countryCode !== undefined && !COUNTRY.test(loc.countryCode)) {
       throw invalidArgument('context.country_code: must be a 2-letter country code', { field: 'context.country_code' })
     }
   }
   if (input.host !== undefined && input.host.spId.replace(/^\/\//, '') === '') {
     throw invalidArgument('host.sp_id: required when host is set', { field: 'host.sp_id' })
   }
-  return {
+  // Built by assignment, not object spreads: this runs on every Check.
+  const context: { time: Date; ipAddress?: string; location?: typeof loc } = { time }
+  if (c?.ipAddress !== undefined) context.ipAddress = c.ipAddress
+  if (loc !== undefined) context.location = loc
+  const request: { -readonly [K in keyof AccessRequest]: AccessRequest[K] } = {
     originator,
     operation: input.operation,
     targetPolicyIds,
     roleIds,
     groupIds,
     authenticated: own || input.authenticated,
-    context: {
-      time,
-      ...(c?.ipAddress === undefined ? {} : { ipAddress: c.ipAddress }),
-      ...(loc === undefined ? {} : { location: loc }),
-    },
-    ...(input.createdResourceType === undefined ? {} : { createdResourceType: input.createdResourceType }),
-    ...(input.targetResourceType === undefined ? {} : { targetResourceType: input.targetResourceType }),
-    ...(input.createdSpecializationType === undefined || input.createdSpecializationType === ''
-      ? {}
-      : { createdSpecializationType: input.createdSpecializationType }),
-    ...(input.isPolicyChange === true ? { isPolicyChange: true } : {}),
-    ...(input.host === undefined ? {} : { host: input.host }),
+    context: context as AccessRequest['context'],
+  }
+  if (input.createdResourceType !== undefined) request.createdResourceType = input.createdResourceType
+  if (input.targetResourceType !== undefined) request.targetResourceType = input.targetResourceType
+  if (input.createdSpecializationType !== undefined && input.createdSpecializationType !== '') {
+    request.createdSpecializationType = input.createdSpecializationType
+  }
+  if (input.isPolicyChange === true) request.isPolicyChange = true
+  if (input.host !== undefined) request.host = input.host
+  return request
+}
+
+/**
+ * Verifies the request's oneM2M tokens (see `das.ts`) and adds their grants to `request`.
+ * Throws the typed token errors.
+ */
+export async function withTokens(
+  deps: AuthzDeps,
+  caller: Caller,
+  input: CheckInput,
+  request: AccessRequest,
+): Promise<{ request: AccessRequest; tokens: VerifiedToken[] }> {
+  const tokens = await verifyTokens(deps.das, input.tokens ?? NO_IDS, {
+    tenant: caller.tenant,
+    originator: request.originator,
+    host: request.host,
+    time: request.context.time,
+    targetResourceId: input.targetResourceId,
+  })
+  return { request: { ...request, tokenGrants: tokens.flatMap((t) => t.grants) }, tokens }
+}
+
+function matchedOf(m: MatchedRule | undefined): MatchedPolicyRule | undefined {
+  if (m === undefined) return undefined
+  if (m.source === 'token') {
+    return {
+      attribute: 'tokenPrivileges',
+      ruleIndex: m.ruleIndex,
+      tokenId: m.tokenId,
+      permissionIndex: m.permissionIndex,
+    }
+  }
+  if (m.tokenId === undefined) return { policyId: m.policyId, attribute: m.attribute, ruleIndex: m.ruleIndex }
+  return {
+    policyId: m.policyId,
+    attribute: m.attribute,
+    ruleIndex: m.ruleIndex,
+    tokenId: m.tokenId,
+    permissionIndex: m.permissionIndex ?? 0,
   }
 }
+
+const EXPLAIN = { explain: true } as const
+const PLAIN = {} as const
+const DENY: CheckResult = { decision: 'deny' }
 
 /** Decides over the caller's tenant only. */
 export function decideForCaller(
@@ -93,12 +154,8 @@ export function decideForCaller(
   request: AccessRequest,
   explain: boolean,
 ): { result: CheckResult; reasons: readonly string[] } {
-  const d: Decision = decide(deps.index.forTenant(caller.tenant), request, { explain })
-  const m = d.matched
-  // Tokens are not part of this API, so a match is always a policy rule.
-  const matched: MatchedPolicyRule | undefined =
-    m?.source === 'policy' ? { policyId: m.policyId, attribute: m.attribute, ruleIndex: m.ruleIndex } : undefined
-  const result: CheckResult =
-    d.decision === 'permit' && matched !== undefined ? { decision: 'permit', matched } : { decision: 'deny' }
+  const d: Decision = decide(deps.index.forTenant(caller.tenant), request, explain ? EXPLAIN : PLAIN)
+  const matched = matchedOf(d.matched)
+  const result: CheckResult = d.decision === 'permit' && matched !== undefined ? { decision: 'permit', matched } : DENY
   return { result, reasons: d.reasons }
 }

@@ -16,13 +16,17 @@ export const LIMITS = {
 /** Policy ids: no whitespace or control characters (they are compared exactly). */
 const POLICY_ID = /^[^\s\p{Cc}]+$/u
 
-/** Throws ERR_INVALID_ARGUMENT unless `id` is a valid policy id. */
-export function validatePolicyId(id: string, field = 'policy_id'): void {
+/**
+ * Throws ERR_INVALID_ARGUMENT unless `id` is a valid policy id. `index` names a list entry
+ * (`field[index]`); the name is built only for the error, since Check runs this per listed id.
+ */
+export function validatePolicyId(id: string, field = 'policy_id', index?: number): void {
   if (id.length === 0 || id.length > LIMITS.policyIdLength || !POLICY_ID.test(id)) {
+    const name = index === undefined ? field : `${field}[${index}]`
     throw new M2msecError(
       'ERR_INVALID_ARGUMENT',
-      `${field}: a policy id has 1-${LIMITS.policyIdLength} characters, no whitespace or control characters`,
-      { field },
+      `${name}: a policy id has 1-${LIMITS.policyIdLength} characters, no whitespace or control characters`,
+      { field: name },
     )
   }
 }

@@ -64,13 +64,21 @@ export interface CheckInput {
   readonly createdSpecializationType?: string
   readonly isPolicyChange?: boolean
   readonly host?: HostIds
+  /** oneM2M JWTs (compact JWS) the originator presented (`tkns`). */
+  readonly tokens?: readonly string[]
 }
 
-/** The rule that permitted a request. */
+/**
+ * The rule that permitted a request: a policy rule (possibly matched through a role of a token,
+ * then `tokenId`/`permissionIndex` are set) or a rule of a token permission's privileges
+ * (`attribute` 'tokenPrivileges', no `policyId`).
+ */
 export interface MatchedPolicyRule {
-  readonly policyId: string
-  readonly attribute: 'privileges' | 'selfPrivileges'
+  readonly policyId?: string
+  readonly attribute: 'privileges' | 'selfPrivileges' | 'tokenPrivileges'
   readonly ruleIndex: number
+  readonly tokenId?: string
+  readonly permissionIndex?: number
 }
 
 /** The answer to a Check. */

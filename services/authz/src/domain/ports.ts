@@ -4,6 +4,7 @@
  * (`test/store/store-contract.ts`) as the JetStream adapter.
  */
 import type { PolicyIndex } from '@m2msec/acp'
+import type { CompactVerifyGetKey } from 'jose'
 import type { PolicyRecord, Versioned } from './model.ts'
 
 /**
@@ -68,6 +69,63 @@ export interface Sampler {
   next(): number
 }
 
+/**
+ * A DAS server whose tokens a tenant accepts. TS-0003 §7.3.2.6: "CSEs must be configured per
+ * issuer with permitted ESData class/algorithm combinations and verification keys".
+ */
+export interface TrustedIssuer {
+  /** The `iss` value, exactly. */
+  readonly issuer: string
+  /** JWS algorithms accepted from this issuer (never `none`). */
+  readonly algorithms: readonly string[]
+  /** Refuse a token without `aud` (the specification accepts one). */
+  readonly requireAudience: boolean
+  /**
+   * The verification key for a token's protected header (a jose key resolver: local JWKS,
+   * remote JWKS, or this service's KMS key). Rejects when no key matches; a key source that
+   * cannot be reached rejects with ERR_UNAVAILABLE.
+   */
+  readonly key: CompactVerifyGetKey
+}
+
+/** The DAS servers each tenant trusts. */
+export interface DasTrust {
+  /** The trusted issuer `iss` of `tenant`, or undefined when the tenant does not trust it. */
+  issuer(tenant: string, iss: string): TrustedIssuer | undefined
+}
+
+/** This service acting as a tenant's DAS Server: its identity and the KMS signing key. */
+export interface DasSigner {
+  /** The DAS identity (`iss`) and longest token lifetime for `tenant`; undefined when it issues none. */
+  identity(tenant: string): { readonly issuer: string; readonly maxLifetimeSec: number } | undefined
+  /**
+   * Signs a JWT with the tenant's DAS key in the KMS (the header gets `alg` ES256 and `kid`);
+   * returns the compact JWS. Fails with the KMS's errors (e.g. ERR_UNAVAILABLE).
+   */
+  sign(
+    tenant: string,
+    header: Readonly<Record<string, unknown>>,
+    payload: Readonly<Record<string, unknown>>,
+  ): Promise<string>
+  /** A new unique token id (`jti`). */
+  newTokenId(): string
+}
+
+/** Limits and tolerances of token handling. */
+export interface DasSettings {
+  /** Allowed clock difference for `nbf` / `exp`, seconds. */
+  readonly clockToleranceSec: number
+  /** Largest accepted token, bytes. */
+  readonly maxTokenBytes: number
+}
+
+/** Everything token handling may use. */
+export interface DasDeps {
+  readonly trust: DasTrust
+  readonly signer?: DasSigner
+  readonly settings: DasSettings
+}
+
 /** Everything an operation may use. */
 export interface AuthzDeps {
   readonly store: PolicyStore
@@ -77,4 +135,6 @@ export interface AuthzDeps {
   readonly sampler: Sampler
   /** Fraction (0..1) of PERMIT decisions that are audited; DENY decisions always are. */
   readonly allowSampleRate: number
+  /** oneM2M tokens (TS-0003 §7.3). Absent: no issuer is trusted and no token is issued. */
+  readonly das?: DasDeps
 }

@@ -18,7 +18,15 @@ import type {
 } from '@m2msec/acp'
 import { invalidArgument } from '@m2msec/errors'
 import * as pb from '@m2msec/proto/authz/v1'
-import type { CheckInput, CheckResult, ExplainResult, PolicyRecord, Versioned } from '../domain/model.ts'
+import type {
+  CheckInput,
+  CheckResult,
+  ExplainResult,
+  MatchedPolicyRule,
+  PolicyRecord,
+  Versioned,
+} from '../domain/model.ts'
+import type { IssueTokenInput, IssueTokenResult } from '../domain/operations/index.ts'
 
 const OPERATIONS: Readonly<Record<number, AcpOperation>> = {
   [pb.Operation.OPERATION_CREATE]: 'create',
@@ -184,48 +192,58 @@ function locationFromProto(c: pb.RequestContext): RequestLocation | undefined {
   return cc === undefined ? undefined : { countryCode: cc }
 }
 
-/** A Check request from the wire; validation of the values is the domain's. */
+type Mutable<T> = { -readonly [K in keyof T]: T[K] }
+
+/**
+ * A Check request from the wire; validation of the values is the domain's. Built by assignment
+ * rather than object spreads, and the decoded lists are passed on as they are: this runs for
+ * every Check and every BatchCheck item.
+ */
 export function checkFromProto(r: pb.CheckRequest | undefined, field = 'check'): CheckInput {
   if (r === undefined) throw invalidArgument(`${field} is required`, { field })
   const operation = OPERATIONS[r.operation]
   if (operation === undefined) throw invalidArgument('operation is missing or unknown', { field: 'operation' })
-  const c = r.context
-  const location = c === undefined ? undefined : locationFromProto(c)
-  return {
-    ...(r.originator === '' ? {} : { originator: r.originator }),
+  const input: Mutable<CheckInput> = {
     operation,
-    ...(r.targetResourceId === '' ? {} : { targetResourceId: r.targetResourceId }),
     targetPolicyIds: r.targetPolicyIds,
     roleIds: r.roleIds,
     groupIds: r.groupIds,
     authenticated: r.authenticated,
-    context: {
-      ...(c?.time === undefined ? {} : { time: c.time }),
-      ...(c === undefined || c.ipAddress === '' ? {} : { ipAddress: c.ipAddress }),
-      ...(location === undefined ? {} : { location }),
-    },
-    ...(r.createdResourceType === undefined ? {} : { createdResourceType: r.createdResourceType }),
-    ...(r.targetResourceType === undefined ? {} : { targetResourceType: r.targetResourceType }),
-    ...(r.createdSpecializationType === '' ? {} : { createdSpecializationType: r.createdSpecializationType }),
-    ...(r.isPolicyChange ? { isPolicyChange: true } : {}),
-    ...(r.host === undefined
-      ? {}
-      : { host: { spId: r.host.spId, ...(r.host.cseId === '' ? {} : { cseId: r.host.cseId }) } }),
   }
+  if (r.originator !== '') input.originator = r.originator
+  if (r.targetResourceId !== '') input.targetResourceId = r.targetResourceId
+  const c = r.context
+  if (c !== undefined) {
+    const context: { time?: Date; ipAddress?: string; location?: RequestLocation } = {}
+    if (c.time !== undefined) context.time = c.time
+    if (c.ipAddress !== '') context.ipAddress = c.ipAddress
+    const location = locationFromProto(c)
+    if (location !== undefined) context.location = location
+    input.context = context
+  }
+  if (r.createdResourceType !== undefined) input.createdResourceType = r.createdResourceType
+  if (r.targetResourceType !== undefined) input.targetResourceType = r.targetResourceType
+  if (r.createdSpecializationType !== '') input.createdSpecializationType = r.createdSpecializationType
+  if (r.isPolicyChange) input.isPolicyChange = true
+  if (r.host !== undefined)
+    input.host = r.host.cseId === '' ? { spId: r.host.spId } : { spId: r.host.spId, cseId: r.host.cseId }
+  if (r.tokens.length > 0) input.tokens = r.tokens
+  return input
 }
 
-function matchedToProto(result: CheckResult): { matchedRule?: pb.MatchedRule } {
-  const m = result.matched
-  if (m === undefined) return {}
+const ATTRIBUTES = {
+  privileges: pb.PolicyAttribute.POLICY_ATTRIBUTE_PRIVILEGES,
+  selfPrivileges: pb.PolicyAttribute.POLICY_ATTRIBUTE_SELF_PRIVILEGES,
+  tokenPrivileges: pb.PolicyAttribute.POLICY_ATTRIBUTE_TOKEN_PRIVILEGES,
+} as const
+
+function matchedToProto(m: MatchedPolicyRule): pb.MatchedRule {
   return {
-    matchedRule: {
-      policyId: m.policyId,
-      attribute:
-        m.attribute === 'privileges'
-          ? pb.PolicyAttribute.POLICY_ATTRIBUTE_PRIVILEGES
-          : pb.PolicyAttribute.POLICY_ATTRIBUTE_SELF_PRIVILEGES,
-      ruleIndex: m.ruleIndex,
-    },
+    policyId: m.policyId ?? '',
+    attribute: ATTRIBUTES[m.attribute],
+    ruleIndex: m.ruleIndex,
+    tokenId: m.tokenId ?? '',
+    permissionIndex: m.permissionIndex ?? 0,
   }
 }
 
@@ -233,15 +251,46 @@ function decisionToProto(result: CheckResult): pb.Decision {
   return result.decision === 'permit' ? pb.Decision.DECISION_PERMIT : pb.Decision.DECISION_DENY
 }
 
+const DENY_RESPONSE: pb.CheckResponse = Object.freeze({ decision: pb.Decision.DECISION_DENY, matchedRule: undefined })
+
+/** Every field is set, so the encoder needs no `fromPartial` copy (this runs for every Check). */
 export function checkResultToProto(result: CheckResult): pb.CheckResponse {
-  return pb.CheckResponse.fromPartial({ decision: decisionToProto(result), ...matchedToProto(result) })
+  const m = result.matched
+  if (result.decision === 'deny' || m === undefined) return DENY_RESPONSE
+  return { decision: pb.Decision.DECISION_PERMIT, matchedRule: matchedToProto(m) }
 }
 
 export function explainResultToProto(result: ExplainResult): pb.ExplainResponse {
   return pb.ExplainResponse.fromPartial({
     decision: decisionToProto(result),
-    ...matchedToProto(result),
+    ...(result.matched === undefined ? {} : { matchedRule: matchedToProto(result.matched) }),
     reasons: [...result.reasons],
+  })
+}
+
+/** An IssueToken request from the wire (policy rules as untrusted JSON, like PutPolicy). */
+export function issueTokenFromProto(r: pb.IssueTokenRequest): IssueTokenInput {
+  return {
+    holder: r.holder,
+    audience: r.audience,
+    permissions: r.permissions.map((p) => ({
+      ...(p.resourceIds.length === 0 ? {} : { resourceIds: p.resourceIds }),
+      ...(p.privileges === undefined ? {} : { privileges: setOfAcrsFromProto(p.privileges) }),
+      ...(p.roleIds.length === 0 ? {} : { roleIds: p.roleIds }),
+    })),
+    ...(r.lifetimeSeconds === 0 ? {} : { lifetimeSeconds: r.lifetimeSeconds }),
+    ...(r.notBefore === undefined ? {} : { notBefore: r.notBefore }),
+    ...(r.tokenName === '' ? {} : { tokenName: r.tokenName }),
+  }
+}
+
+export function issueTokenResultToProto(r: IssueTokenResult): pb.IssueTokenResponse {
+  return pb.IssueTokenResponse.fromPartial({
+    token: r.token,
+    tokenId: r.tokenId,
+    issuer: r.issuer,
+    notBefore: r.notBefore,
+    notAfter: r.notAfter,
   })
 }
 

@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import * as grpc from '@grpc/grpc-js'
 import { createLogger, promiseClient, type PromiseClient } from '@m2msec/runtime'
 import { AuthorizationClient, AuthorizationService } from '@m2msec/proto/authz/v1'
-import { createDevPki, startNats, tmpDir, type NatsServer } from '@m2msec/testkit'
+import { createDevPki, startNats, tmpDir, type DevPki, type NatsServer } from '@m2msec/testkit'
 import { authzConfigSchema } from '../../src/config.ts'
 import { startAuthz, type AuthzApp } from '../../src/app.ts'
 
@@ -38,15 +38,28 @@ export interface AuthzHarness {
   stop(): Promise<void>
 }
 
+/** Extra services a test needs next to authz (e.g. the KMS), and the config sections that point at them. */
+export interface HarnessExtras {
+  readonly config: Record<string, unknown>
+  stop(): Promise<void>
+}
+
 export async function startAuthzHarness(
-  opts: { replicas?: number; allowSampleRate?: number } = {},
+  opts: {
+    replicas?: number
+    allowSampleRate?: number
+    /** Runs after NATS and the PKI exist, before the replicas start. */
+    extras?: (env: { pki: DevPki; natsUrl: string; dir: string }) => Promise<HarnessExtras>
+  } = {},
 ): Promise<AuthzHarness> {
   const dir = await tmpDir('authz-harness')
   const nats = await startNats()
   const pki = await createDevPki(join(dir.path, 'pki'))
   const logs: string[] = []
   const apps: AuthzApp[] = []
+  let extras: HarnessExtras | undefined
   try {
+    extras = await opts.extras?.({ pki, natsUrl: nats.url, dir: dir.path })
     for (let i = 0; i < (opts.replicas ?? 1); i++) {
       const config = authzConfigSchema.parse({
         instanceId: `authz-test-${i}-${randomBytes(3).toString('hex')}`,
@@ -63,6 +76,7 @@ export async function startAuthzHarness(
         auth: { mtls: true },
         audit: { allowSampleRate: opts.allowSampleRate ?? 0.01 },
         log: { level: 'info' },
+        ...extras?.config,
       })
       const log = createLogger(
         { level: 'info', service: `authz-${i}` },
@@ -72,6 +86,7 @@ export async function startAuthzHarness(
     }
   } catch (err) {
     for (const a of apps) await a.shutdown()
+    await extras?.stop()
     await nats.stop()
     await dir.cleanup()
     throw err
@@ -105,6 +120,7 @@ export async function startAuthzHarness(
     async stop() {
       for (const c of clients) c.close()
       for (const a of apps) await a.shutdown()
+      await extras?.stop()
       await nats.stop()
       await dir.cleanup()
     },

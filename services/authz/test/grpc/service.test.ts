@@ -217,6 +217,8 @@ test('Check, BatchCheck and Explain end to end', async () => {
     policyId: 'acp-meter',
     attribute: pb.PolicyAttribute.POLICY_ATTRIBUTE_PRIVILEGES,
     ruleIndex: 0,
+    tokenId: '',
+    permissionIndex: 0,
   })
   const discover = {
     originator: 'Cdash',

@@ -5,7 +5,7 @@
 import { M2msecError } from '@m2msec/errors'
 import { fixedClock, type FixedClock } from '@m2msec/testkit'
 import type { Caller } from '../../src/domain/model.ts'
-import type { AuditEntry } from '../../src/domain/ports.ts'
+import type { AuditEntry, DasDeps } from '../../src/domain/ports.ts'
 import { createAuthzOperations, type AuthzOperations } from '../../src/domain/operations/index.ts'
 import { createMemoryPolicyStore, type MemoryPolicyStore } from '../store/memory-store.ts'
 
@@ -23,7 +23,7 @@ export interface AuthzFixture {
 /** Tuesday 2025-03-04, 02:03:04 UTC. */
 export const T0 = '2025-03-04T02:03:04Z'
 
-export function authzFixture(allowSampleRate = 0.01): AuthzFixture {
+export function authzFixture(allowSampleRate = 0.01, das?: DasDeps): AuthzFixture {
   const store = createMemoryPolicyStore()
   const audit: AuditEntry[] = []
   const clock = fixedClock(T0)
@@ -38,6 +38,7 @@ export function authzFixture(allowSampleRate = 0.01): AuthzFixture {
       index: store,
       clock,
       allowSampleRate,
+      ...(das === undefined ? {} : { das }),
       sampler: { next: () => f.sample },
       audit: {
         async append(e) {

@@ -8,6 +8,7 @@ import { check } from './check.ts'
 import { deletePolicy } from './delete-policy.ts'
 import { explain } from './explain.ts'
 import { getPolicy } from './get-policy.ts'
+import { issueToken } from './issue-token.ts'
 import { listPolicies } from './list-policies.ts'
 import { putPolicy } from './put-policy.ts'
 
@@ -37,8 +38,10 @@ export function createAuthzOperations(deps: AuthzDeps) {
     listPolicies: bind(deps, listPolicies),
     check: bind(deps, check),
     explain: bind(deps, explain),
+    issueToken: bind(deps, issueToken),
   }
 }
 
 export type AuthzOperations = ReturnType<typeof createAuthzOperations>
 export type { PutPolicyInput, PutPolicyResult } from './put-policy.ts'
+export type { IssueTokenInput, IssueTokenPermission, IssueTokenResult } from './issue-token.ts'

@@ -68,7 +68,16 @@ export const protobufFileName = "m2msec/authz/v1/authz.proto";
  * - Audit: every policy change (also a refused one), every GetPolicy / ListPolicies and every
  *   DENY decision is written to the audit log; PERMIT decisions are sampled (setting
  *   audit.allowSampleRate, default 1%). An operation whose audit record cannot be written
- *   fails with ERR_AUDIT_UNAVAILABLE instead of returning an unaudited result.
+ *   fails with ERR_AUDIT_UNAVAILABLE instead of returning an unaudited result. Every
+ *   IssueToken is audited.
+ * - oneM2M tokens (TS-0003 §7.3): Check, BatchCheck and Explain accept oneM2M JWTs
+ *   (CheckRequest.tokens) from DAS servers the tenant trusts (setting das.trusted) and from
+ *   this service itself when it acts as the tenant's DAS (setting das.issuers, IssueToken).
+ *   A token that fails verification fails the request with ERR_TOKEN_INVALID or
+ *   ERR_TOKEN_EXPIRED (gRPC UNAUTHENTICATED; the ErrorInfo metadata "field" names the token,
+ *   "claim" the failing claim): the PEP then answers the originator with an error, as
+ *   TS-0003 §7.3.2.3 requires. These reasons concern the originator's token, never the
+ *   caller's own credentials.
  */
 
 /**
@@ -199,6 +208,11 @@ export enum PolicyAttribute {
   POLICY_ATTRIBUTE_PRIVILEGES = 1,
   /** POLICY_ATTRIBUTE_SELF_PRIVILEGES - The policy's selfPrivileges: requests on the policy itself (is_policy_change). */
   POLICY_ATTRIBUTE_SELF_PRIVILEGES = 2,
+  /**
+   * POLICY_ATTRIBUTE_TOKEN_PRIVILEGES - The privileges of a token permission (MatchedRule.token_id, permission_index); no
+   * policy_id.
+   */
+  POLICY_ATTRIBUTE_TOKEN_PRIVILEGES = 3,
   UNRECOGNIZED = -1,
 }
 
@@ -213,6 +227,9 @@ export function policyAttributeFromJSON(object: any): PolicyAttribute {
     case 2:
     case "POLICY_ATTRIBUTE_SELF_PRIVILEGES":
       return PolicyAttribute.POLICY_ATTRIBUTE_SELF_PRIVILEGES;
+    case 3:
+    case "POLICY_ATTRIBUTE_TOKEN_PRIVILEGES":
+      return PolicyAttribute.POLICY_ATTRIBUTE_TOKEN_PRIVILEGES;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -228,6 +245,8 @@ export function policyAttributeToJSON(object: PolicyAttribute): string {
       return "POLICY_ATTRIBUTE_PRIVILEGES";
     case PolicyAttribute.POLICY_ATTRIBUTE_SELF_PRIVILEGES:
       return "POLICY_ATTRIBUTE_SELF_PRIVILEGES";
+    case PolicyAttribute.POLICY_ATTRIBUTE_TOKEN_PRIVILEGES:
+      return "POLICY_ATTRIBUTE_TOKEN_PRIVILEGES";
     case PolicyAttribute.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -530,19 +549,46 @@ export interface CheckRequest {
   isPolicyChange: boolean;
   /**
    * The hosting SP/CSE, to compare ids written in different forms. Not set: ids compare
-   * only in the same form.
+   * only in the same form. Required, with cse_id, when tokens are given (the token's
+   * audience must name this CSE and its holder the originator's absolute id).
    */
-  host?: HostIds | undefined;
+  host?:
+    | HostIds
+    | undefined;
+  /**
+   * Tokens (`tkns`, TS-0003 §7.3.2.3): at most 8 oneM2M JWTs in compact JWS form, each at
+   * most das.maxTokenBytes (default 8192) bytes. Each is verified (issuer trusted by the
+   * tenant, signature with an allowed algorithm, "typ" JWT; alg "none" and JWE are refused),
+   * then its claims: holder ("azp") = the originator's absolute id, audience ("aud") names
+   * the hosting CSE "//sp_id/cse_id" (wildcards allowed; a token without audience only when
+   * the issuer allows it), notBefore <= time < notAfter ("nbf", "exp", against
+   * context.time with das.clockToleranceSec). Its permissions ("tkps") then take part in the
+   * decision (§7.3.2.5): a permission applies when it lists no resourceIDs or lists
+   * target_resource_id (compared in absolute form using host); its roleIDs count as roles of
+   * the originator, its privileges are rules added to the policies' rules. Each permission
+   * is evaluated on its own.
+   */
+  tokens: string[];
 }
 
 /** The rule that permitted a request. */
 export interface MatchedRule {
-  /** The policy the rule belongs to. */
+  /** The policy the rule belongs to; empty for POLICY_ATTRIBUTE_TOKEN_PRIVILEGES. */
   policyId: string;
-  /** Whether the rule is one of the policy's privileges or selfPrivileges. */
+  /**
+   * Whether the rule is one of the policy's privileges or selfPrivileges, or of a token
+   * permission's privileges.
+   */
   attribute: PolicyAttribute;
-  /** Index of the rule in accessControlRule, from 0. */
+  /** Index of the rule in accessControlRule (of the policy or of the token permission), from 0. */
   ruleIndex: number;
+  /**
+   * Set when a token took part: the token's "jti" (its privileges permitted, or one of its
+   * roleIDs made the policy rule match).
+   */
+  tokenId: string;
+  /** With token_id: index of the permission in the token's "tkps". */
+  permissionIndex: number;
 }
 
 /** Check output. */
@@ -669,6 +715,65 @@ export interface ListPoliciesResponse {
   policies: AccessControlPolicy[];
   /** Token for the next page; empty on the last page. */
   nextPageToken: string;
+}
+
+/** One m2m:tokenPermission (TS-0004 §6.3.5.43, TS-0003 §7.3.2.5). */
+export interface TokenPermission {
+  /**
+   * resourceIDs (`ris`): the permission applies only to these resources (1-256 ids, each at
+   * most 2048 characters). Required when privileges are given.
+   */
+  resourceIds: string[];
+  /** privileges (`pv`): rules added to the applicable rules, validated like policy rules. */
+  privileges?:
+    | SetOfAcrs
+    | undefined;
+  /** roleIDs (`rids`): Role-IDs the holder may use (at most 256). */
+  roleIds: string[];
+}
+
+/** IssueToken input. */
+export interface IssueTokenRequest {
+  /**
+   * holder (`azp`): absolute AE-ID or CSE-ID of the originator that will present the token,
+   * e.g. "//sp.example/in-cse/Cae1" (required, at most 2048 characters).
+   */
+  holder: string;
+  /**
+   * audience (`aud`): absolute CSE-IDs of the hosting CSEs that may accept it, wildcards
+   * allowed ("//sp.example/in-cse"); 1-16 entries (required: an audience-less token would be
+   * accepted by every CSE).
+   */
+  audience: string[];
+  /** permissions (`tkps`): 1-16 permissions, each with privileges or role_ids. */
+  permissions: TokenPermission[];
+  /** Validity in seconds from not_before: 1..das.issuers[].maxLifetimeSec; 0 = that maximum. */
+  lifetimeSeconds: number;
+  /** notBefore (`nbf`). Not set: now. */
+  notBefore?:
+    | Date
+    | undefined;
+  /** tokenName (`tknm`), optional, at most 256 characters. */
+  tokenName: string;
+}
+
+/** IssueToken output. */
+export interface IssueTokenResponse {
+  /**
+   * The oneM2M JWT, compact JWS (m2m:dynAuthJWT), for CheckRequest.tokens or a oneM2M
+   * request's Tokens parameter.
+   */
+  token: string;
+  /** tokenID (`jti`). */
+  tokenId: string;
+  /** issuer (`iss`): this service's DAS identity for the tenant. */
+  issuer: string;
+  /** notBefore (`nbf`). */
+  notBefore?:
+    | Date
+    | undefined;
+  /** notAfter (`exp`). */
+  notAfter?: Date | undefined;
 }
 
 function createBaseAccessControlPolicy(): AccessControlPolicy {
@@ -2055,6 +2160,7 @@ function createBaseCheckRequest(): CheckRequest {
     createdSpecializationType: "",
     isPolicyChange: false,
     host: undefined,
+    tokens: [],
   };
 }
 
@@ -2098,6 +2204,9 @@ export const CheckRequest: MessageFns<CheckRequest> = {
     }
     if (message.host !== undefined) {
       HostIds.encode(message.host, writer.uint32(106).fork()).join();
+    }
+    for (const v of message.tokens) {
+      writer.uint32(114).string(v!);
     }
     return writer;
   },
@@ -2219,6 +2328,14 @@ export const CheckRequest: MessageFns<CheckRequest> = {
             message.host = HostIds.decode(reader, reader.uint32());
             continue;
           }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.tokens.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2278,6 +2395,9 @@ export const CheckRequest: MessageFns<CheckRequest> = {
         ? globalThis.Boolean(object.is_policy_change)
         : false,
       host: isSet(object.host) ? HostIds.fromJSON(object.host) : undefined,
+      tokens: globalThis.Array.isArray(object?.tokens)
+        ? object.tokens.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -2322,6 +2442,9 @@ export const CheckRequest: MessageFns<CheckRequest> = {
     if (message.host !== undefined) {
       obj.host = HostIds.toJSON(message.host);
     }
+    if (message.tokens?.length) {
+      obj.tokens = message.tokens;
+    }
     return obj;
   },
 
@@ -2345,12 +2468,13 @@ export const CheckRequest: MessageFns<CheckRequest> = {
     message.createdSpecializationType = object.createdSpecializationType ?? "";
     message.isPolicyChange = object.isPolicyChange ?? false;
     message.host = (object.host !== undefined && object.host !== null) ? HostIds.fromPartial(object.host) : undefined;
+    message.tokens = object.tokens?.map((e) => e) || [];
     return message;
   },
 };
 
 function createBaseMatchedRule(): MatchedRule {
-  return { policyId: "", attribute: 0, ruleIndex: 0 };
+  return { policyId: "", attribute: 0, ruleIndex: 0, tokenId: "", permissionIndex: 0 };
 }
 
 export const MatchedRule: MessageFns<MatchedRule> = {
@@ -2363,6 +2487,12 @@ export const MatchedRule: MessageFns<MatchedRule> = {
     }
     if (message.ruleIndex !== 0) {
       writer.uint32(24).uint32(message.ruleIndex);
+    }
+    if (message.tokenId !== "") {
+      writer.uint32(34).string(message.tokenId);
+    }
+    if (message.permissionIndex !== 0) {
+      writer.uint32(40).uint32(message.permissionIndex);
     }
     return writer;
   },
@@ -2404,6 +2534,22 @@ export const MatchedRule: MessageFns<MatchedRule> = {
             message.ruleIndex = reader.uint32();
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.tokenId = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.permissionIndex = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2429,6 +2575,16 @@ export const MatchedRule: MessageFns<MatchedRule> = {
         : isSet(object.rule_index)
         ? globalThis.Number(object.rule_index)
         : 0,
+      tokenId: isSet(object.tokenId)
+        ? globalThis.String(object.tokenId)
+        : isSet(object.token_id)
+        ? globalThis.String(object.token_id)
+        : "",
+      permissionIndex: isSet(object.permissionIndex)
+        ? globalThis.Number(object.permissionIndex)
+        : isSet(object.permission_index)
+        ? globalThis.Number(object.permission_index)
+        : 0,
     };
   },
 
@@ -2443,6 +2599,12 @@ export const MatchedRule: MessageFns<MatchedRule> = {
     if (message.ruleIndex !== 0) {
       obj.ruleIndex = Math.round(message.ruleIndex);
     }
+    if (message.tokenId !== "") {
+      obj.tokenId = message.tokenId;
+    }
+    if (message.permissionIndex !== 0) {
+      obj.permissionIndex = Math.round(message.permissionIndex);
+    }
     return obj;
   },
 
@@ -2454,6 +2616,8 @@ export const MatchedRule: MessageFns<MatchedRule> = {
     message.policyId = object.policyId ?? "";
     message.attribute = object.attribute ?? 0;
     message.ruleIndex = object.ruleIndex ?? 0;
+    message.tokenId = object.tokenId ?? "";
+    message.permissionIndex = object.permissionIndex ?? 0;
     return message;
   },
 };
@@ -3625,6 +3789,425 @@ export const ListPoliciesResponse: MessageFns<ListPoliciesResponse> = {
   },
 };
 
+function createBaseTokenPermission(): TokenPermission {
+  return { resourceIds: [], privileges: undefined, roleIds: [] };
+}
+
+export const TokenPermission: MessageFns<TokenPermission> = {
+  encode(message: TokenPermission, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.resourceIds) {
+      writer.uint32(10).string(v!);
+    }
+    if (message.privileges !== undefined) {
+      SetOfAcrs.encode(message.privileges, writer.uint32(18).fork()).join();
+    }
+    for (const v of message.roleIds) {
+      writer.uint32(26).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TokenPermission {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTokenPermission();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.resourceIds.push(reader.string());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.privileges = SetOfAcrs.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.roleIds.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TokenPermission {
+    return {
+      resourceIds: globalThis.Array.isArray(object?.resourceIds)
+        ? object.resourceIds.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.resource_ids)
+        ? object.resource_ids.map((e: any) => globalThis.String(e))
+        : [],
+      privileges: isSet(object.privileges) ? SetOfAcrs.fromJSON(object.privileges) : undefined,
+      roleIds: globalThis.Array.isArray(object?.roleIds)
+        ? object.roleIds.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.role_ids)
+        ? object.role_ids.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: TokenPermission): unknown {
+    const obj: any = {};
+    if (message.resourceIds?.length) {
+      obj.resourceIds = message.resourceIds;
+    }
+    if (message.privileges !== undefined) {
+      obj.privileges = SetOfAcrs.toJSON(message.privileges);
+    }
+    if (message.roleIds?.length) {
+      obj.roleIds = message.roleIds;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<TokenPermission>, I>>(base?: I): TokenPermission {
+    return TokenPermission.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TokenPermission>, I>>(object: I): TokenPermission {
+    const message = createBaseTokenPermission();
+    message.resourceIds = object.resourceIds?.map((e) => e) || [];
+    message.privileges = (object.privileges !== undefined && object.privileges !== null)
+      ? SetOfAcrs.fromPartial(object.privileges)
+      : undefined;
+    message.roleIds = object.roleIds?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseIssueTokenRequest(): IssueTokenRequest {
+  return { holder: "", audience: [], permissions: [], lifetimeSeconds: 0, notBefore: undefined, tokenName: "" };
+}
+
+export const IssueTokenRequest: MessageFns<IssueTokenRequest> = {
+  encode(message: IssueTokenRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.holder !== "") {
+      writer.uint32(10).string(message.holder);
+    }
+    for (const v of message.audience) {
+      writer.uint32(18).string(v!);
+    }
+    for (const v of message.permissions) {
+      TokenPermission.encode(v!, writer.uint32(26).fork()).join();
+    }
+    if (message.lifetimeSeconds !== 0) {
+      writer.uint32(32).uint32(message.lifetimeSeconds);
+    }
+    if (message.notBefore !== undefined) {
+      Timestamp.encode(toTimestamp(message.notBefore), writer.uint32(42).fork()).join();
+    }
+    if (message.tokenName !== "") {
+      writer.uint32(50).string(message.tokenName);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): IssueTokenRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseIssueTokenRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.holder = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.audience.push(reader.string());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.permissions.push(TokenPermission.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.lifetimeSeconds = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.notBefore = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.tokenName = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): IssueTokenRequest {
+    return {
+      holder: isSet(object.holder) ? globalThis.String(object.holder) : "",
+      audience: globalThis.Array.isArray(object?.audience) ? object.audience.map((e: any) => globalThis.String(e)) : [],
+      permissions: globalThis.Array.isArray(object?.permissions)
+        ? object.permissions.map((e: any) => TokenPermission.fromJSON(e))
+        : [],
+      lifetimeSeconds: isSet(object.lifetimeSeconds)
+        ? globalThis.Number(object.lifetimeSeconds)
+        : isSet(object.lifetime_seconds)
+        ? globalThis.Number(object.lifetime_seconds)
+        : 0,
+      notBefore: isSet(object.notBefore)
+        ? fromJsonTimestamp(object.notBefore)
+        : isSet(object.not_before)
+        ? fromJsonTimestamp(object.not_before)
+        : undefined,
+      tokenName: isSet(object.tokenName)
+        ? globalThis.String(object.tokenName)
+        : isSet(object.token_name)
+        ? globalThis.String(object.token_name)
+        : "",
+    };
+  },
+
+  toJSON(message: IssueTokenRequest): unknown {
+    const obj: any = {};
+    if (message.holder !== "") {
+      obj.holder = message.holder;
+    }
+    if (message.audience?.length) {
+      obj.audience = message.audience;
+    }
+    if (message.permissions?.length) {
+      obj.permissions = message.permissions.map((e) => TokenPermission.toJSON(e));
+    }
+    if (message.lifetimeSeconds !== 0) {
+      obj.lifetimeSeconds = Math.round(message.lifetimeSeconds);
+    }
+    if (message.notBefore !== undefined) {
+      obj.notBefore = message.notBefore.toISOString();
+    }
+    if (message.tokenName !== "") {
+      obj.tokenName = message.tokenName;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<IssueTokenRequest>, I>>(base?: I): IssueTokenRequest {
+    return IssueTokenRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<IssueTokenRequest>, I>>(object: I): IssueTokenRequest {
+    const message = createBaseIssueTokenRequest();
+    message.holder = object.holder ?? "";
+    message.audience = object.audience?.map((e) => e) || [];
+    message.permissions = object.permissions?.map((e) => TokenPermission.fromPartial(e)) || [];
+    message.lifetimeSeconds = object.lifetimeSeconds ?? 0;
+    message.notBefore = object.notBefore ?? undefined;
+    message.tokenName = object.tokenName ?? "";
+    return message;
+  },
+};
+
+function createBaseIssueTokenResponse(): IssueTokenResponse {
+  return { token: "", tokenId: "", issuer: "", notBefore: undefined, notAfter: undefined };
+}
+
+export const IssueTokenResponse: MessageFns<IssueTokenResponse> = {
+  encode(message: IssueTokenResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.token !== "") {
+      writer.uint32(10).string(message.token);
+    }
+    if (message.tokenId !== "") {
+      writer.uint32(18).string(message.tokenId);
+    }
+    if (message.issuer !== "") {
+      writer.uint32(26).string(message.issuer);
+    }
+    if (message.notBefore !== undefined) {
+      Timestamp.encode(toTimestamp(message.notBefore), writer.uint32(34).fork()).join();
+    }
+    if (message.notAfter !== undefined) {
+      Timestamp.encode(toTimestamp(message.notAfter), writer.uint32(42).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): IssueTokenResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseIssueTokenResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.token = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.tokenId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.issuer = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.notBefore = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.notAfter = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): IssueTokenResponse {
+    return {
+      token: isSet(object.token) ? globalThis.String(object.token) : "",
+      tokenId: isSet(object.tokenId)
+        ? globalThis.String(object.tokenId)
+        : isSet(object.token_id)
+        ? globalThis.String(object.token_id)
+        : "",
+      issuer: isSet(object.issuer) ? globalThis.String(object.issuer) : "",
+      notBefore: isSet(object.notBefore)
+        ? fromJsonTimestamp(object.notBefore)
+        : isSet(object.not_before)
+        ? fromJsonTimestamp(object.not_before)
+        : undefined,
+      notAfter: isSet(object.notAfter)
+        ? fromJsonTimestamp(object.notAfter)
+        : isSet(object.not_after)
+        ? fromJsonTimestamp(object.not_after)
+        : undefined,
+    };
+  },
+
+  toJSON(message: IssueTokenResponse): unknown {
+    const obj: any = {};
+    if (message.token !== "") {
+      obj.token = message.token;
+    }
+    if (message.tokenId !== "") {
+      obj.tokenId = message.tokenId;
+    }
+    if (message.issuer !== "") {
+      obj.issuer = message.issuer;
+    }
+    if (message.notBefore !== undefined) {
+      obj.notBefore = message.notBefore.toISOString();
+    }
+    if (message.notAfter !== undefined) {
+      obj.notAfter = message.notAfter.toISOString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<IssueTokenResponse>, I>>(base?: I): IssueTokenResponse {
+    return IssueTokenResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<IssueTokenResponse>, I>>(object: I): IssueTokenResponse {
+    const message = createBaseIssueTokenResponse();
+    message.token = object.token ?? "";
+    message.tokenId = object.tokenId ?? "";
+    message.issuer = object.issuer ?? "";
+    message.notBefore = object.notBefore ?? undefined;
+    message.notAfter = object.notAfter ?? undefined;
+    return message;
+  },
+};
+
 /** Access-control policies and access decisions (oneM2M TS-0003 §7.1). */
 export type AuthorizationService = typeof AuthorizationService;
 export const AuthorizationService = {
@@ -3734,6 +4317,23 @@ export const AuthorizationService = {
     responseSerialize: (value: ExplainResponse): Buffer => Buffer.from(ExplainResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ExplainResponse => ExplainResponse.decode(value),
   },
+  /**
+   * Acts as the tenant's DAS Server (TS-0003 §7.3.2.1): issues a oneM2M JWT (compact JWS,
+   * ES256, signed by the tenant's DAS key in the KMS) granting the listed permissions to
+   * the holder. Needs the admin role. Check accepts these tokens for the same tenant.
+   * Reasons: ERR_PERMISSION_DENIED, ERR_INVALID_ARGUMENT (malformed permission, metadata
+   * "path"), ERR_PAYLOAD_TOO_LARGE, ERR_FAILED_PRECONDITION (this service issues no tokens
+   * for the tenant: setting das.issuers), ERR_UNAVAILABLE (the KMS).
+   */
+  issueToken: {
+    path: "/m2msec.authz.v1.Authorization/IssueToken" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: IssueTokenRequest): Buffer => Buffer.from(IssueTokenRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): IssueTokenRequest => IssueTokenRequest.decode(value),
+    responseSerialize: (value: IssueTokenResponse): Buffer => Buffer.from(IssueTokenResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): IssueTokenResponse => IssueTokenResponse.decode(value),
+  },
 } as const;
 
 export interface AuthorizationServer extends UntypedServiceImplementation {
@@ -3785,6 +4385,15 @@ export interface AuthorizationServer extends UntypedServiceImplementation {
    * Reasons: as Check.
    */
   explain: handleUnaryCall<ExplainRequest, ExplainResponse>;
+  /**
+   * Acts as the tenant's DAS Server (TS-0003 §7.3.2.1): issues a oneM2M JWT (compact JWS,
+   * ES256, signed by the tenant's DAS key in the KMS) granting the listed permissions to
+   * the holder. Needs the admin role. Check accepts these tokens for the same tenant.
+   * Reasons: ERR_PERMISSION_DENIED, ERR_INVALID_ARGUMENT (malformed permission, metadata
+   * "path"), ERR_PAYLOAD_TOO_LARGE, ERR_FAILED_PRECONDITION (this service issues no tokens
+   * for the tenant: setting das.issuers), ERR_UNAVAILABLE (the KMS).
+   */
+  issueToken: handleUnaryCall<IssueTokenRequest, IssueTokenResponse>;
 }
 
 export interface AuthorizationClient extends Client {
@@ -3933,6 +4542,29 @@ export interface AuthorizationClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ExplainResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Acts as the tenant's DAS Server (TS-0003 §7.3.2.1): issues a oneM2M JWT (compact JWS,
+   * ES256, signed by the tenant's DAS key in the KMS) granting the listed permissions to
+   * the holder. Needs the admin role. Check accepts these tokens for the same tenant.
+   * Reasons: ERR_PERMISSION_DENIED, ERR_INVALID_ARGUMENT (malformed permission, metadata
+   * "path"), ERR_PAYLOAD_TOO_LARGE, ERR_FAILED_PRECONDITION (this service issues no tokens
+   * for the tenant: setting das.issuers), ERR_UNAVAILABLE (the KMS).
+   */
+  issueToken(
+    request: IssueTokenRequest,
+    callback: (error: ServiceError | null, response: IssueTokenResponse) => void,
+  ): ClientUnaryCall;
+  issueToken(
+    request: IssueTokenRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: IssueTokenResponse) => void,
+  ): ClientUnaryCall;
+  issueToken(
+    request: IssueTokenRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: IssueTokenResponse) => void,
   ): ClientUnaryCall;
 }
 
