@@ -73,6 +73,7 @@ export async function startKms(config: KmsConfig, log: Logger): Promise<KmsApp> 
       source: instanceId,
       maxPending: config.audit.maxPending,
       ackTimeoutMs: config.audit.ackTimeoutMs,
+      flushIntervalMs: config.audit.flushIntervalMs,
       replicas: config.nats.replicas,
     })
     onShutdown('audit', () => audit.close())

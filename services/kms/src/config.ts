@@ -60,6 +60,15 @@ export const kmsConfigSchema = z
           .default(10_000)
           .describe('audit records waiting for JetStream before operations fail'),
         ackTimeoutMs: z.number().int().min(100).default(5_000).describe('how long an audit write may wait for its ack'),
+        flushIntervalMs: z
+          .number()
+          .int()
+          .min(0)
+          .max(100)
+          .default(0)
+          .describe(
+            'how long records gather before a JetStream write (group commit); more per write costs less CPU per record and adds this much latency',
+          ),
       })
       .prefault({}),
     destroySweepMs: z

@@ -205,11 +205,15 @@ class SoftwareSecureEnvironment implements SecureEnvironment, KeyDeriver, KeyWra
     requireBytes(message, 'message')
     const k = this.#use(key, ['EC_P256_SIGN', 'ED25519_SIGN'], 'sign')
     const privateKey = k.privateKey as KeyObject
-    const signature =
-      k.algorithm === 'EC_P256_SIGN'
-        ? nodeSign('sha256', message, { key: privateKey, dsaEncoding: 'ieee-p1363' })
-        : nodeSign(null, message, privateKey)
-    return new Uint8Array(signature)
+    // The callback form runs in libuv's thread pool: a signature (~30 µs for P-256) does not
+    // hold the event loop, so a busy KMS overlaps signing with gRPC and audit work.
+    const signature = await new Promise<Buffer>((resolve, reject) => {
+      const done = (err: Error | null, sig: Buffer): void => (err === null ? resolve(sig) : reject(err))
+      if (k.algorithm === 'EC_P256_SIGN')
+        nodeSign('sha256', message, { key: privateKey, dsaEncoding: 'ieee-p1363' }, done)
+      else nodeSign(null, message, privateKey, done)
+    })
+    return new Uint8Array(signature.buffer, signature.byteOffset, signature.byteLength)
   }
 
   async verify(key: SeKeyHandle, message: Uint8Array, signature: Uint8Array): Promise<boolean> {
