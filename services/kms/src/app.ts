@@ -18,7 +18,7 @@ import { descriptorSetPath } from '@m2msec/proto'
 import { KeyManagementService } from '@m2msec/proto/kms/v1'
 import type { KmsConfig } from './config.ts'
 import type { KeyRecord } from './domain/model.ts'
-import type { StoredSecret } from './domain/ports.ts'
+import type { KmsDeps, StoredSecret } from './domain/ports.ts'
 import { createKmsOperations, type KmsOperations } from './domain/operations/index.ts'
 import { createSecureEnvironments } from './se/from-config.ts'
 import { createKeyStore } from './store/key-store.ts'
@@ -26,6 +26,7 @@ import { createSecretStore } from './store/secret-store.ts'
 import { createKeyEventPublisher } from './events/publish.ts'
 import { startDestructionSweeper } from './events/destruction-sweeper.ts'
 import { createKmsGrpcService } from './grpc/service.ts'
+import { openGroupKeys } from './group-keys/index.ts'
 
 export interface KmsApp {
   readonly address: ListenAddress
@@ -83,7 +84,7 @@ export async function startKms(config: KmsConfig, log: Logger): Promise<KmsApp> 
     onShutdown('key store', () => keys.close())
     const secretRepo = await KvRepository.open<StoredSecret>(nc, 'kms-secrets', { replicas: config.nats.replicas })
 
-    const ops = createKmsOperations({
+    const deps: KmsDeps = {
       keys,
       secrets: createSecretStore(secretRepo),
       ses,
@@ -92,7 +93,9 @@ export async function startKms(config: KmsConfig, log: Logger): Promise<KmsApp> 
       clock: systemClock,
       random: systemRandom,
       onBackgroundError: (err) => log.warn({ err }, 'event not published'),
-    })
+    }
+    const ops = createKmsOperations(deps)
+    const groupKeys = await openGroupKeys(nc, deps, { replicas: config.nats.replicas })
     onShutdown('destruction sweeper', startDestructionSweeper(keyRepo, ops, config.destroySweepMs, log))
 
     const server = createGrpcServer(config.grpc, {
@@ -107,6 +110,7 @@ export async function startKms(config: KmsConfig, log: Logger): Promise<KmsApp> 
       reflection: [{ descriptorSetPath }],
     })
     server.addUnaryService(KeyManagementService, createKmsGrpcService(ops))
+    server.addUnaryService(groupKeys.definition, groupKeys.handlers)
     onShutdown('grpc', () => server.shutdown())
     const address = await server.listen()
     return { address, ops, shutdown }

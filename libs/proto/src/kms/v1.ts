@@ -16,3 +16,35 @@
  * ```
  */
 export * from '../gen/m2msec/kms/v1/kms.ts'
+// GroupKeys: group key trees held by the KMS (proto/m2msec/kms/v1/group_keys.proto).
+// Named: both generated files export protobufPackage and the ts-proto helper types.
+export {
+  AggregateAnswer,
+  AggregateMember,
+  ApplyMembershipChangeRequest,
+  ApplyMembershipChangeResponse,
+  AuthenticateGroupRequest,
+  AuthenticateGroupResponse,
+  CreateGroupTreeRequest,
+  CreateGroupTreeResponse,
+  DeleteGroupTreeRequest,
+  DeleteGroupTreeResponse,
+  GetGroupTreeRequest,
+  GetGroupTreeResponse,
+  GetMemberEnvelopesRequest,
+  GetMemberEnvelopesResponse,
+  GroupChallengeData,
+  GroupKeysClient,
+  type GroupKeysServer,
+  GroupKeysService,
+  GroupTree,
+  GroupVerdictData,
+  IndexRange,
+  KeyEnvelope,
+  MemberCredential,
+  SealBroadcastRequest,
+  SealBroadcastResponse,
+  SessionConfirmation,
+  SubsetAnswerData,
+  SubsetQueryData,
+} from '../gen/m2msec/kms/v1/group_keys.ts'
