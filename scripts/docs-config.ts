@@ -12,6 +12,7 @@ import { describeConfig } from '@m2msec/runtime'
 import { kmsConfigSchema } from '../services/kms/src/config.ts'
 import { authnConfigSchema } from '../services/authn/src/config.ts'
 import { authzConfigSchema } from '../services/authz/src/config.ts'
+import { bootstrapConfigSchema } from '../services/bootstrap/src/config.ts'
 import { groupsConfigSchema } from '../services/groups/src/config.ts'
 
 const root = join(import.meta.dirname, '..')
@@ -19,6 +20,7 @@ const SERVICES: Array<{ readme: string; schema: z.ZodType; envPrefix: string }> 
   { readme: 'services/kms/README.md', schema: kmsConfigSchema, envPrefix: 'M2MSEC_KMS_' },
   { readme: 'services/authn/README.md', schema: authnConfigSchema, envPrefix: 'M2MSEC_AUTHN_' },
   { readme: 'services/authz/README.md', schema: authzConfigSchema, envPrefix: 'M2MSEC_AUTHZ_' },
+  { readme: 'services/bootstrap/README.md', schema: bootstrapConfigSchema, envPrefix: 'M2MSEC_BOOTSTRAP_' },
   { readme: 'services/groups/README.md', schema: groupsConfigSchema, envPrefix: 'M2MSEC_GROUPS_' },
 ]
 

@@ -5,6 +5,7 @@
  */
 import { M2msecError } from '@m2msec/errors'
 import type * as pb from '@m2msec/proto/kms/v1'
+import { KeyAlgorithm } from '@m2msec/proto/kms/v1'
 import type { Status } from '@m2msec/proto/google/rpc'
 import { toRpcStatus, type UnaryHandlers } from '@m2msec/runtime'
 import type { Caller } from '../domain/model.ts'
@@ -136,7 +137,9 @@ export function createKmsGrpcService(ops: KmsOperations): KmsHandlers {
       const derivation =
         kdf.$case === 'hkdf'
           ? { kdf: 'HKDF_SHA256' as const, salt: kdf.value.salt, info: kdf.value.info }
-          : { kdf: 'KDF_3GPP' as const, fc: kdf.value.fc, params: kdf.value.params }
+          : kdf.$case === 'hmacSha256'
+            ? { kdf: 'HMAC_SHA256' as const, data: kdf.value.data }
+            : { kdf: 'KDF_3GPP' as const, fc: kdf.value.fc, params: kdf.value.params }
       const target = keySpecFromProto(r.keySpec)
       return { key: keyToProto(await ops.deriveKey(principal, { baseKeyId: r.baseKeyId, derivation, target })) }
     },
@@ -149,7 +152,23 @@ export function createKmsGrpcService(ops: KmsOperations): KmsHandlers {
       return { wrappedKey: out.jwe, keyVersion: out.version }
     },
     async milenage(r, { principal }) {
-      const o = await ops.milenage(principal, { keyId: r.keyId, rand: r.rand, sqn: r.sqn, amf: r.amf })
+      // ks_key_spec.algorithm may be left unset: Ks is always HMAC_SHA256.
+      const ksSpec =
+        r.ksKeySpec === undefined
+          ? undefined
+          : keySpecFromProto(
+              r.ksKeySpec.algorithm === KeyAlgorithm.KEY_ALGORITHM_UNSPECIFIED
+                ? { ...r.ksKeySpec, algorithm: KeyAlgorithm.KEY_ALGORITHM_HMAC_SHA256 }
+                : r.ksKeySpec,
+            )
+      const o = await ops.milenage(principal, {
+        keyId: r.keyId,
+        rand: r.rand,
+        sqn: r.sqn,
+        amf: r.amf,
+        ...(ksSpec === undefined ? {} : { ksKey: ksSpec }),
+        omitCkIk: r.omitCkIk,
+      })
       return {
         macA: buf(o.macA),
         macS: buf(o.macS),
@@ -158,6 +177,7 @@ export function createKmsGrpcService(ops: KmsOperations): KmsHandlers {
         ik: buf(o.ik),
         ak: buf(o.ak),
         akStar: buf(o.akStar),
+        ...(o.ksKey === undefined ? {} : { ksKey: keyToProto(o.ksKey) }),
       }
     },
     async putSecret(r, { principal }) {

@@ -14,9 +14,11 @@ import type { KmsDeps } from '../ports.ts'
 export type DeriveRequest =
   | { readonly kdf: 'HKDF_SHA256'; readonly salt: Uint8Array; readonly info: Uint8Array }
   | { readonly kdf: 'KDF_3GPP'; readonly fc: number; readonly params: readonly Uint8Array[] }
+  /** HMAC-SHA-256(base, data) as the new key (oneM2M TS-0003 §10.3.2/§10.3.3/§10.3.7 from Ke). */
+  | { readonly kdf: 'HMAC_SHA256'; readonly data: Uint8Array }
 
 /**
- * DeriveKey: HKDF-SHA256 or the 3GPP KDF (TS 33.220 Annex B) from a base key into a NEW key
+ * DeriveKey: HKDF-SHA256, the 3GPP KDF (TS 33.220 Annex B) or plain HMAC-SHA-256 from a base key into a NEW key
  * handle in the same SE. Needs DERIVE on the base key. A derived key may be exportable only if
  * the base key is: otherwise derivation would launder a non-exportable secret out of the SE.
  */
@@ -68,6 +70,15 @@ function deriveParams(d: DeriveRequest): DeriveParams {
     checkSize('hkdf.salt', d.salt, LIMITS.kdfParamBytes)
     checkSize('hkdf.info', d.info, LIMITS.kdfParamBytes)
     return { kdf: 'HKDF_SHA256', salt: d.salt, info: d.info }
+  }
+  if (d.kdf === 'HMAC_SHA256') {
+    if (d.data.length === 0) {
+      throw new M2msecError('ERR_INVALID_ARGUMENT', 'hmac_sha256.data must not be empty', { field: 'hmac_sha256.data' })
+    }
+    checkSize('hmac_sha256.data', d.data, LIMITS.kdfParamBytes)
+    // The 3GPP KDF of every SE is HMAC-SHA-256(base, S) over an already encoded S; plain HMAC
+    // derivation hands it the caller's data as S.
+    return { kdf: 'KDF_3GPP', s: d.data }
   }
   if (d.kdf !== 'KDF_3GPP') throw new M2msecError('ERR_INVALID_ARGUMENT', 'unknown kdf', { field: 'kdf' })
   if (!Number.isInteger(d.fc) || d.fc < 0 || d.fc > 0xff) {

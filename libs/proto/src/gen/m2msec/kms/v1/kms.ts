@@ -998,9 +998,21 @@ export interface Kdf3gpp {
   params: Buffer[];
 }
 
+/**
+ * HMAC-SHA-256 keyed with the base key over `data`, used as a key derivation: the new key is
+ * HMAC-SHA-256(base key, data), 32 bytes. This is how oneM2M TS-0003 derives Km, Kpsa and
+ * usage-constrained keys from the Enrolment Key Ke (§10.3.2, §10.3.3, §10.3.7: data = label ||
+ * id). Base key HMAC_SHA256 only; the secure environment needs DERIVE_3GPP_KDF, which computes
+ * the same HMAC over an encoded S.
+ */
+export interface HmacSha256Kdf {
+  /** The HMAC input, 1-1024 bytes. */
+  data: Buffer;
+}
+
 /** DeriveKey input. */
 export interface DeriveKeyRequest {
-  /** The base key: HMAC_SHA256 (both KDFs) or AES_256_GCM (HKDF only). Needs DERIVE. */
+  /** The base key: HMAC_SHA256 (every KDF) or AES_256_GCM (HKDF only). Needs DERIVE. */
   baseKeyId: string;
   /** The key derivation function and its parameters (required). */
   kdf?:
@@ -1010,6 +1022,9 @@ export interface DeriveKeyRequest {
     | //
     /** 3GPP KDF. */
     { $case: "kdf3gpp"; value: Kdf3gpp }
+    | //
+    /** Plain HMAC-SHA-256 over caller data (oneM2M TS-0003 derivations from Ke). */
+    { $case: "hmacSha256"; value: HmacSha256Kdf }
     | undefined;
   /**
    * The new key: algorithm AES_256_GCM or HMAC_SHA256; exportable only if the base key is.
@@ -1083,6 +1098,21 @@ export interface MilenageRequest {
   sqn: Buffer;
   /** AMF, 2 bytes. */
   amf: Buffer;
+  /**
+   * Optional: keep Ks = CK || IK inside the KMS as a new key with this spec (algorithm
+   * HMAC_SHA256 or unset) instead of returning CK and IK. The key is created in the MILENAGE
+   * key's SE, labelled "m2msec.derived-from" = "<MILENAGE key id>/<version>". Without a usage
+   * policy the caller gets DERIVE only. It may be exportable (CK and IK are outputs this RPC
+   * returns in the clear anyway); EXPORT must then still be granted by its usage policy.
+   */
+  ksKeySpec?:
+    | KeySpec
+    | undefined;
+  /**
+   * Leave ck and ik empty in the response (e.g. a resynchronisation that needs only AK* and
+   * MAC-S). Implied by ks_key_spec.
+   */
+  omitCkIk: boolean;
 }
 
 /** Milenage output (TS 35.206 §4.1). Session material for the BSF; not K or OPc. */
@@ -1093,14 +1123,16 @@ export interface MilenageResponse {
   macS: Buffer;
   /** f2: response RES, 8 bytes. */
   res: Buffer;
-  /** f3: confidentiality key CK, 16 bytes. */
+  /** f3: confidentiality key CK, 16 bytes; empty with ks_key_spec or omit_ck_ik. */
   ck: Buffer;
-  /** f4: integrity key IK, 16 bytes. */
+  /** f4: integrity key IK, 16 bytes; empty with ks_key_spec or omit_ck_ik. */
   ik: Buffer;
   /** f5: anonymity key AK, 6 bytes. */
   ak: Buffer;
   /** f5*: resynchronisation anonymity key AK*, 6 bytes. */
   akStar: Buffer;
+  /** With ks_key_spec: the new key holding Ks = CK || IK (version 1); ck and ik are then empty. */
+  ksKey?: Key | undefined;
 }
 
 /** A stored secret's metadata (never its value). */
@@ -5645,6 +5677,73 @@ export const Kdf3gpp: MessageFns<Kdf3gpp> = {
   },
 };
 
+function createBaseHmacSha256Kdf(): HmacSha256Kdf {
+  return { data: Buffer.alloc(0) };
+}
+
+export const HmacSha256Kdf: MessageFns<HmacSha256Kdf> = {
+  encode(message: HmacSha256Kdf, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.data.length !== 0) {
+      writer.uint32(10).bytes(message.data);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): HmacSha256Kdf {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseHmacSha256Kdf();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.data = Buffer.from(reader.bytes());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): HmacSha256Kdf {
+    return { data: isSet(object.data) ? Buffer.from(bytesFromBase64(object.data)) : Buffer.alloc(0) };
+  },
+
+  toJSON(message: HmacSha256Kdf): unknown {
+    const obj: any = {};
+    if (message.data.length !== 0) {
+      obj.data = base64FromBytes(message.data);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<HmacSha256Kdf>, I>>(base?: I): HmacSha256Kdf {
+    return HmacSha256Kdf.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<HmacSha256Kdf>, I>>(object: I): HmacSha256Kdf {
+    const message = createBaseHmacSha256Kdf();
+    message.data = object.data ?? Buffer.alloc(0);
+    return message;
+  },
+};
+
 function createBaseDeriveKeyRequest(): DeriveKeyRequest {
   return { baseKeyId: "", kdf: undefined, keySpec: undefined };
 }
@@ -5660,6 +5759,9 @@ export const DeriveKeyRequest: MessageFns<DeriveKeyRequest> = {
         break;
       case "kdf3gpp":
         Kdf3gpp.encode(message.kdf.value, writer.uint32(26).fork()).join();
+        break;
+      case "hmacSha256":
+        HmacSha256Kdf.encode(message.kdf.value, writer.uint32(42).fork()).join();
         break;
     }
     if (message.keySpec !== undefined) {
@@ -5705,6 +5807,14 @@ export const DeriveKeyRequest: MessageFns<DeriveKeyRequest> = {
             message.kdf = { $case: "kdf3gpp", value: Kdf3gpp.decode(reader, reader.uint32()) };
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.kdf = { $case: "hmacSha256", value: HmacSha256Kdf.decode(reader, reader.uint32()) };
+            continue;
+          }
           case 4: {
             if (tag !== 34) {
               break;
@@ -5738,6 +5848,10 @@ export const DeriveKeyRequest: MessageFns<DeriveKeyRequest> = {
         ? { $case: "kdf3gpp", value: Kdf3gpp.fromJSON(object.kdf3gpp) }
         : isSet(object.kdf_3gpp)
         ? { $case: "kdf3gpp", value: Kdf3gpp.fromJSON(object.kdf_3gpp) }
+        : isSet(object.hmacSha256)
+        ? { $case: "hmacSha256", value: HmacSha256Kdf.fromJSON(object.hmacSha256) }
+        : isSet(object.hmac_sha256)
+        ? { $case: "hmacSha256", value: HmacSha256Kdf.fromJSON(object.hmac_sha256) }
         : undefined,
       keySpec: isSet(object.keySpec)
         ? KeySpec.fromJSON(object.keySpec)
@@ -5756,6 +5870,8 @@ export const DeriveKeyRequest: MessageFns<DeriveKeyRequest> = {
       obj.hkdf = Hkdf.toJSON(message.kdf.value);
     } else if (message.kdf?.$case === "kdf3gpp") {
       obj.kdf3gpp = Kdf3gpp.toJSON(message.kdf.value);
+    } else if (message.kdf?.$case === "hmacSha256") {
+      obj.hmacSha256 = HmacSha256Kdf.toJSON(message.kdf.value);
     }
     if (message.keySpec !== undefined) {
       obj.keySpec = KeySpec.toJSON(message.keySpec);
@@ -5779,6 +5895,12 @@ export const DeriveKeyRequest: MessageFns<DeriveKeyRequest> = {
       case "kdf3gpp": {
         if (object.kdf?.value !== undefined && object.kdf?.value !== null) {
           message.kdf = { $case: "kdf3gpp", value: Kdf3gpp.fromPartial(object.kdf.value) };
+        }
+        break;
+      }
+      case "hmacSha256": {
+        if (object.kdf?.value !== undefined && object.kdf?.value !== null) {
+          message.kdf = { $case: "hmacSha256", value: HmacSha256Kdf.fromPartial(object.kdf.value) };
         }
         break;
       }
@@ -6258,7 +6380,14 @@ export const UnwrapKeyResponse: MessageFns<UnwrapKeyResponse> = {
 };
 
 function createBaseMilenageRequest(): MilenageRequest {
-  return { keyId: "", rand: Buffer.alloc(0), sqn: Buffer.alloc(0), amf: Buffer.alloc(0) };
+  return {
+    keyId: "",
+    rand: Buffer.alloc(0),
+    sqn: Buffer.alloc(0),
+    amf: Buffer.alloc(0),
+    ksKeySpec: undefined,
+    omitCkIk: false,
+  };
 }
 
 export const MilenageRequest: MessageFns<MilenageRequest> = {
@@ -6274,6 +6403,12 @@ export const MilenageRequest: MessageFns<MilenageRequest> = {
     }
     if (message.amf.length !== 0) {
       writer.uint32(34).bytes(message.amf);
+    }
+    if (message.ksKeySpec !== undefined) {
+      KeySpec.encode(message.ksKeySpec, writer.uint32(42).fork()).join();
+    }
+    if (message.omitCkIk !== false) {
+      writer.uint32(48).bool(message.omitCkIk);
     }
     return writer;
   },
@@ -6323,6 +6458,22 @@ export const MilenageRequest: MessageFns<MilenageRequest> = {
             message.amf = Buffer.from(reader.bytes());
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.ksKeySpec = KeySpec.decode(reader, reader.uint32());
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.omitCkIk = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -6345,6 +6496,16 @@ export const MilenageRequest: MessageFns<MilenageRequest> = {
       rand: isSet(object.rand) ? Buffer.from(bytesFromBase64(object.rand)) : Buffer.alloc(0),
       sqn: isSet(object.sqn) ? Buffer.from(bytesFromBase64(object.sqn)) : Buffer.alloc(0),
       amf: isSet(object.amf) ? Buffer.from(bytesFromBase64(object.amf)) : Buffer.alloc(0),
+      ksKeySpec: isSet(object.ksKeySpec)
+        ? KeySpec.fromJSON(object.ksKeySpec)
+        : isSet(object.ks_key_spec)
+        ? KeySpec.fromJSON(object.ks_key_spec)
+        : undefined,
+      omitCkIk: isSet(object.omitCkIk)
+        ? globalThis.Boolean(object.omitCkIk)
+        : isSet(object.omit_ck_ik)
+        ? globalThis.Boolean(object.omit_ck_ik)
+        : false,
     };
   },
 
@@ -6362,6 +6523,12 @@ export const MilenageRequest: MessageFns<MilenageRequest> = {
     if (message.amf.length !== 0) {
       obj.amf = base64FromBytes(message.amf);
     }
+    if (message.ksKeySpec !== undefined) {
+      obj.ksKeySpec = KeySpec.toJSON(message.ksKeySpec);
+    }
+    if (message.omitCkIk !== false) {
+      obj.omitCkIk = message.omitCkIk;
+    }
     return obj;
   },
 
@@ -6374,6 +6541,10 @@ export const MilenageRequest: MessageFns<MilenageRequest> = {
     message.rand = object.rand ?? Buffer.alloc(0);
     message.sqn = object.sqn ?? Buffer.alloc(0);
     message.amf = object.amf ?? Buffer.alloc(0);
+    message.ksKeySpec = (object.ksKeySpec !== undefined && object.ksKeySpec !== null)
+      ? KeySpec.fromPartial(object.ksKeySpec)
+      : undefined;
+    message.omitCkIk = object.omitCkIk ?? false;
     return message;
   },
 };
@@ -6387,6 +6558,7 @@ function createBaseMilenageResponse(): MilenageResponse {
     ik: Buffer.alloc(0),
     ak: Buffer.alloc(0),
     akStar: Buffer.alloc(0),
+    ksKey: undefined,
   };
 }
 
@@ -6412,6 +6584,9 @@ export const MilenageResponse: MessageFns<MilenageResponse> = {
     }
     if (message.akStar.length !== 0) {
       writer.uint32(58).bytes(message.akStar);
+    }
+    if (message.ksKey !== undefined) {
+      Key.encode(message.ksKey, writer.uint32(66).fork()).join();
     }
     return writer;
   },
@@ -6485,6 +6660,14 @@ export const MilenageResponse: MessageFns<MilenageResponse> = {
             message.akStar = Buffer.from(reader.bytes());
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.ksKey = Key.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -6518,6 +6701,11 @@ export const MilenageResponse: MessageFns<MilenageResponse> = {
         : isSet(object.ak_star)
         ? Buffer.from(bytesFromBase64(object.ak_star))
         : Buffer.alloc(0),
+      ksKey: isSet(object.ksKey)
+        ? Key.fromJSON(object.ksKey)
+        : isSet(object.ks_key)
+        ? Key.fromJSON(object.ks_key)
+        : undefined,
     };
   },
 
@@ -6544,6 +6732,9 @@ export const MilenageResponse: MessageFns<MilenageResponse> = {
     if (message.akStar.length !== 0) {
       obj.akStar = base64FromBytes(message.akStar);
     }
+    if (message.ksKey !== undefined) {
+      obj.ksKey = Key.toJSON(message.ksKey);
+    }
     return obj;
   },
 
@@ -6559,6 +6750,7 @@ export const MilenageResponse: MessageFns<MilenageResponse> = {
     message.ik = object.ik ?? Buffer.alloc(0);
     message.ak = object.ak ?? Buffer.alloc(0);
     message.akStar = object.akStar ?? Buffer.alloc(0);
+    message.ksKey = (object.ksKey !== undefined && object.ksKey !== null) ? Key.fromPartial(object.ksKey) : undefined;
     return message;
   },
 };
@@ -7894,8 +8086,11 @@ export const KeyManagementService = {
    * with a MILENAGE key. The outputs are returned BY DESIGN: they are authentication-vector
    * and session material the BSF needs (RES, CK, IK, AK, MAC-A/MAC-S), while the subscriber
    * secrets K and OPc never leave the SE. Needs MILENAGE.
+   * With ks_key_spec the KMS keeps the GBA key Ks = CK || IK (TS 33.220 §4.5.2) as a new
+   * HMAC_SHA256 key in the MILENAGE key's SE (a base key for DeriveKey KDF_3GPP) and leaves
+   * ck and ik empty, so the caller never sees Ks; with omit_ck_ik it only leaves them empty.
    * Reasons: ERR_INVALID_ARGUMENT, ERR_KEY_NOT_FOUND, ERR_KEY_TYPE_MISMATCH,
-   * ERR_KEY_USAGE_DENIED, ERR_KEY_DISABLED, ERR_SE_NOT_SUPPORTED.
+   * ERR_KEY_USAGE_DENIED, ERR_KEY_DISABLED, ERR_SE_NOT_SUPPORTED, ERR_ALREADY_EXISTS.
    */
   milenage: {
     path: "/m2msec.kms.v1.KeyManagement/Milenage" as const,
@@ -8104,8 +8299,11 @@ export interface KeyManagementServer extends UntypedServiceImplementation {
    * with a MILENAGE key. The outputs are returned BY DESIGN: they are authentication-vector
    * and session material the BSF needs (RES, CK, IK, AK, MAC-A/MAC-S), while the subscriber
    * secrets K and OPc never leave the SE. Needs MILENAGE.
+   * With ks_key_spec the KMS keeps the GBA key Ks = CK || IK (TS 33.220 §4.5.2) as a new
+   * HMAC_SHA256 key in the MILENAGE key's SE (a base key for DeriveKey KDF_3GPP) and leaves
+   * ck and ik empty, so the caller never sees Ks; with omit_ck_ik it only leaves them empty.
    * Reasons: ERR_INVALID_ARGUMENT, ERR_KEY_NOT_FOUND, ERR_KEY_TYPE_MISMATCH,
-   * ERR_KEY_USAGE_DENIED, ERR_KEY_DISABLED, ERR_SE_NOT_SUPPORTED.
+   * ERR_KEY_USAGE_DENIED, ERR_KEY_DISABLED, ERR_SE_NOT_SUPPORTED, ERR_ALREADY_EXISTS.
    */
   milenage: handleUnaryCall<MilenageRequest, MilenageResponse>;
   /**
@@ -8536,8 +8734,11 @@ export interface KeyManagementClient extends Client {
    * with a MILENAGE key. The outputs are returned BY DESIGN: they are authentication-vector
    * and session material the BSF needs (RES, CK, IK, AK, MAC-A/MAC-S), while the subscriber
    * secrets K and OPc never leave the SE. Needs MILENAGE.
+   * With ks_key_spec the KMS keeps the GBA key Ks = CK || IK (TS 33.220 §4.5.2) as a new
+   * HMAC_SHA256 key in the MILENAGE key's SE (a base key for DeriveKey KDF_3GPP) and leaves
+   * ck and ik empty, so the caller never sees Ks; with omit_ck_ik it only leaves them empty.
    * Reasons: ERR_INVALID_ARGUMENT, ERR_KEY_NOT_FOUND, ERR_KEY_TYPE_MISMATCH,
-   * ERR_KEY_USAGE_DENIED, ERR_KEY_DISABLED, ERR_SE_NOT_SUPPORTED.
+   * ERR_KEY_USAGE_DENIED, ERR_KEY_DISABLED, ERR_SE_NOT_SUPPORTED, ERR_ALREADY_EXISTS.
    */
   milenage(
     request: MilenageRequest,

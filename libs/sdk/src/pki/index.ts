@@ -1,0 +1,190 @@
+/**
+ * @m2msec/sdk/pki: device side of EST enrolment (RFC 7030) against the m2msec bootstrap
+ * service. Makes a P-256 key and a PKCS#10 CSR whose subjectAltName carries the device's
+ * AE-ID / CSE-ID / device URI, enrols it with a one-time token (or a claim certificate), and
+ * renews with simplereenroll using the current certificate as TLS client certificate.
+ * Failures are M2msecErrors with the server's code (header `m2msec-error-code`).
+ *
+ * @example
+ * ```ts
+ * import { createEstClient, createKeyAndCsr } from '@m2msec/sdk/pki'
+ * const est = createEstClient({ baseUrl: 'https://mef.example:8443/.well-known/est/acme', caPem })
+ * const { keyPem, csrDer } = await createKeyAndCsr({ uris: ['m2m://acme.example/in-cse/Cae-1'] })
+ * const { certificatePem } = await est.simpleEnroll(csrDer, { token })
+ * // later, before expiry:
+ * const next = await createKeyAndCsr({ uris: ['m2m://acme.example/in-cse/Cae-1'] })
+ * const renewed = await est.simpleReenroll(next.csrDer, { certPem: certificatePem, keyPem })
+ * ```
+ */
+import 'reflect-metadata'
+import { webcrypto } from 'node:crypto'
+import { request } from 'node:https'
+import * as x509 from '@peculiar/x509'
+import { M2msecError, isErrorCode } from '@m2msec/errors'
+
+x509.cryptoProvider.set(webcrypto)
+
+/** What the CSR asks for. */
+export interface CsrRequest {
+  /** subjectAltName URIs (AE-ID / device id as `scheme://host/...`). */
+  readonly uris?: readonly string[]
+  /** subjectAltName DNS names (CSE-ID public domain name form). */
+  readonly dnsNames?: readonly string[]
+  /** Optional subject common name (≤ 64 characters). */
+  readonly commonName?: string
+}
+
+/** A new key pair and its CSR. */
+export interface KeyAndCsr {
+  /** PKCS#8 PEM of the new private key: keep it on the device. */
+  readonly keyPem: string
+  readonly csrDer: Uint8Array
+  readonly csrPem: string
+}
+
+/**
+ * Generates an EC P-256 key and a CSR signed with it (ecdsa-with-SHA256, SAN with the names).
+ *
+ * @example
+ * ```ts
+ * const { keyPem, csrDer } = await createKeyAndCsr({ uris: ['m2m://acme.example/in-cse/Cae-1'] })
+ * ```
+ */
+export async function createKeyAndCsr(req: CsrRequest): Promise<KeyAndCsr> {
+  const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' }
+  const keys = await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])
+  const names = [
+    ...(req.uris ?? []).map((value) => ({ type: 'url' as const, value })),
+    ...(req.dnsNames ?? []).map((value) => ({ type: 'dns' as const, value })),
+  ]
+  if (names.length === 0) throw new M2msecError('ERR_INVALID_ARGUMENT', 'a CSR needs at least one URI or DNS name')
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create({
+    ...(req.commonName === undefined ? {} : { name: [{ CN: [req.commonName] }] }),
+    keys,
+    signingAlgorithm: alg,
+    extensions: [new x509.SubjectAlternativeNameExtension(names)],
+  })
+  const pkcs8 = await webcrypto.subtle.exportKey('pkcs8', keys.privateKey)
+  return {
+    keyPem: `${x509.PemConverter.encode(pkcs8, 'PRIVATE KEY')}\n`,
+    csrDer: new Uint8Array(csr.rawData),
+    csrPem: `${csr.toString('pem')}\n`,
+  }
+}
+
+/** Options of {@link createEstClient}. */
+export interface EstClientOptions {
+  /** `https://host:port/.well-known/est/<tenant>`. */
+  readonly baseUrl: string
+  /** PEM CA(s) that issued the EST server's TLS certificate. */
+  readonly caPem: string
+  /** Deadline of each request, ms. Default 10 000. */
+  readonly timeoutMs?: number
+}
+
+/** An issued certificate. */
+export interface EnrolledCertificate {
+  readonly certificateDer: Uint8Array
+  readonly certificatePem: string
+}
+
+/** EST operations of one tenant. */
+export interface EstClient {
+  /** The CA certificates (issuing CA first, then root) as PEM. */
+  caCertificates(): Promise<string[]>
+  /** simpleenroll with a one-time enrolment token `<id>.<secret>` (sent as Bearer). */
+  simpleEnroll(csrDer: Uint8Array, auth: { token: string }): Promise<EnrolledCertificate>
+  /** simpleenroll authenticated by a claim (manufacturer) certificate as TLS client certificate. */
+  simpleEnrollWithClaim(csrDer: Uint8Array, claim: { certPem: string; keyPem: string }): Promise<EnrolledCertificate>
+  /** simplereenroll with the current certificate and its key as TLS client credentials. */
+  simpleReenroll(csrDer: Uint8Array, current: { certPem: string; keyPem: string }): Promise<EnrolledCertificate>
+}
+
+function pemOf(der: Uint8Array): string {
+  return `${x509.PemConverter.encode(der.slice().buffer, 'CERTIFICATE')}\n`
+}
+
+function certsOf(body: string): Uint8Array[] {
+  try {
+    return new x509.X509Certificates(body.replace(/\s+/g, '')).map((c) => new Uint8Array(c.rawData))
+  } catch {
+    throw new M2msecError('ERR_INTERNAL', 'the EST server answered with something that is not PKCS#7 certs-only')
+  }
+}
+
+/**
+ * @example
+ * ```ts
+ * const est = createEstClient({ baseUrl: 'https://127.0.0.1:8443/.well-known/est/acme', caPem })
+ * const caPems = await est.caCertificates()
+ * ```
+ */
+export function createEstClient(opts: EstClientOptions): EstClient {
+  const base = opts.baseUrl.replace(/\/+$/, '')
+  const timeoutMs = opts.timeoutMs ?? 10_000
+
+  function send(
+    op: string,
+    init: { method: 'GET' | 'POST'; body?: string; headers?: Record<string, string>; cert?: string; key?: string },
+  ): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const req = request(
+        `${base}/${op}`,
+        {
+          method: init.method,
+          ca: opts.caPem,
+          headers: init.headers,
+          ...(init.cert === undefined ? {} : { cert: init.cert, key: init.key }),
+          timeout: timeoutMs,
+        },
+        (res) => {
+          const chunks: Buffer[] = []
+          res.on('data', (c: Buffer) => chunks.push(c))
+          res.on('end', () => {
+            const text = Buffer.concat(chunks).toString('utf8')
+            if (res.statusCode === 200) return resolve(text)
+            const header = res.headers['m2msec-error-code']
+            const code = typeof header === 'string' && isErrorCode(header) ? header : 'ERR_INTERNAL'
+            const message = text.replace(/^[A-Z_]+: /, '').trim() || `EST ${op} failed with HTTP ${res.statusCode}`
+            reject(new M2msecError(code, message, { status: res.statusCode ?? 0 }))
+          })
+        },
+      )
+      req.on('timeout', () => req.destroy(new M2msecError('ERR_UNAVAILABLE', `EST ${op} timed out`)))
+      req.on('error', (err) =>
+        reject(
+          err instanceof M2msecError ? err : new M2msecError('ERR_UNAVAILABLE', `EST ${op} failed`, {}, { cause: err }),
+        ),
+      )
+      req.end(init.body)
+    })
+  }
+
+  async function enrol(
+    op: string,
+    csrDer: Uint8Array,
+    extra: { headers?: Record<string, string>; cert?: string; key?: string },
+  ) {
+    const body = Buffer.from(csrDer).toString('base64')
+    const text = await send(op, {
+      method: 'POST',
+      body,
+      ...extra,
+      headers: { 'content-type': 'application/pkcs10', ...extra.headers },
+    })
+    const [cert] = certsOf(text)
+    if (cert === undefined) throw new M2msecError('ERR_INTERNAL', 'the EST response holds no certificate')
+    return { certificateDer: cert, certificatePem: pemOf(cert) }
+  }
+
+  return {
+    async caCertificates() {
+      return certsOf(await send('cacerts', { method: 'GET' })).map(pemOf)
+    },
+    simpleEnroll: (csrDer, auth) =>
+      enrol('simpleenroll', csrDer, { headers: { authorization: `Bearer ${auth.token}` } }),
+    simpleEnrollWithClaim: (csrDer, claim) => enrol('simpleenroll', csrDer, { cert: claim.certPem, key: claim.keyPem }),
+    simpleReenroll: (csrDer, current) =>
+      enrol('simplereenroll', csrDer, { cert: current.certPem, key: current.keyPem }),
+  }
+}

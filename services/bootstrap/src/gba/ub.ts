@@ -1,0 +1,266 @@
+/**
+ * The Ub endpoint (TS 24.109 §4, Annex A; RFC 3310 Digest AKAv1-MD5) as a function from an
+ * HTTP request to an HTTP response, around the pure core of `@m2msec/gba`:
+ *
+ * - `GET <uri>` with `Authorization: Digest username=<IMPI>, nonce="", response=""`: the
+ *   subscriber's next SQN, Milenage in the KMS (Ks kept there), `401` with
+ *   nonce = base64(RAND || AUTN). Unknown IMPI: `403`.
+ * - The answer: the challenge is looked up by nonce and marked used with a revision check
+ *   BEFORE anything else happens, so each challenge is answered once across replicas. RES
+ *   right: the session (B-TID = base64(RAND)@bsfHost) is stored and `200` carries
+ *   BootstrappingInfo. `auts`: MAC-S checked in the KMS, SQN_HE := SQN_MS, a fresh `401`.
+ * - Refusals (all audited, none echo request data): malformed header `400`; unknown or
+ *   expired nonce `401` without a challenge (the UE starts again); replay, wrong RES,
+ *   parameter mismatch, network authentication failure, bad MAC-S: `403`.
+ * The Ks of a challenge that did not end in a session is scheduled for destruction.
+ */
+import { M2msecError, isM2msecError, type ErrorCode } from '@m2msec/errors'
+import { base64ToBytes, btid as makeBtid } from '@m2msec/crypto'
+import {
+  authenticationInfo,
+  bootstrappingInfo,
+  BOOTSTRAPPING_INFO_CONTENT_TYPE,
+  parseAuthorization,
+  parseInitialRequest,
+  verifyResponse,
+  type DigestCredentials,
+  type UbPending,
+} from '@m2msec/gba'
+import { gbaKey, type ChallengeRecord, type SessionRecord } from '../store/gba-stores.ts'
+import { audit, retireKeyInBackground, UNKNOWN_TENANT, type GbaDeps } from './context.ts'
+import { issueChallenge, resynchronise } from './home-environment.ts'
+
+/** An HTTP request as the Ub endpoint sees it. */
+export interface UbHttpRequest {
+  readonly method: string
+  /** Request-target (path and query). */
+  readonly url: string
+  readonly authorization?: string | undefined
+  /** Entity body (empty for a GET). */
+  readonly body: Uint8Array
+  /** Client address, for the audit record. */
+  readonly peer?: string | undefined
+}
+
+/** The HTTP response to send. */
+export interface UbHttpResponse {
+  readonly status: number
+  readonly headers: Readonly<Record<string, string>>
+  readonly body: string
+}
+
+/** Ub request handler. */
+export interface UbEndpoint {
+  handle(request: UbHttpRequest): Promise<UbHttpResponse>
+}
+
+const PLACEHOLDER_KEY = new Uint8Array(16)
+
+function plain(status: number, extra: Record<string, string> = {}): UbHttpResponse {
+  return { status, headers: { 'cache-control': 'no-store', ...extra }, body: '' }
+}
+
+function pendingOf(r: ChallengeRecord): UbPending {
+  return {
+    impi: r.impi,
+    realm: r.realm,
+    nonce: r.nonce,
+    opaque: r.opaque,
+    qop: r.qop,
+    av: {
+      rand: base64ToBytes(r.rand),
+      autn: base64ToBytes(r.autn),
+      xres: base64ToBytes(r.xres),
+      ck: PLACEHOLDER_KEY,
+      ik: PLACEHOLDER_KEY,
+    },
+    issuedAt: r.issuedAt,
+    expiresAt: r.expiresAt,
+    used: r.used,
+  }
+}
+
+/**
+ * Creates the Ub endpoint.
+ *
+ * @example
+ * ```ts
+ * const ub = createUbEndpoint(deps)
+ * const res = await ub.handle({ method: 'GET', url: '/', authorization, body: new Uint8Array() })
+ * ```
+ */
+export function createUbEndpoint(deps: GbaDeps): UbEndpoint {
+  const { settings } = deps
+
+  const refuse = async (
+    status: number,
+    reason: string,
+    code: ErrorCode,
+    who: { tenant?: string; impi?: string },
+    peer: string | undefined,
+  ): Promise<UbHttpResponse> => {
+    await audit(deps, {
+      tenant: who.tenant ?? UNKNOWN_TENANT,
+      principal: 'ue',
+      action: 'bootstrap.Ub',
+      resource: who.impi === undefined ? 'subscriber' : `subscriber/${who.impi}`,
+      result: status === 400 ? 'error' : 'denied',
+      code,
+      details: { reason, ...(peer === undefined ? {} : { peer }) },
+    })
+    return plain(status)
+  }
+
+  const challengeResponse = async (impi: string, peer: string | undefined, reason: string) => {
+    const issued = await issueChallenge(deps, impi)
+    await audit(deps, {
+      tenant: issued.record.tenant,
+      principal: 'ue',
+      action: 'bootstrap.Ub',
+      resource: `subscriber/${impi}`,
+      result: 'ok',
+      details: { step: reason, ...(peer === undefined ? {} : { peer }) },
+    })
+    return plain(401, { 'www-authenticate': issued.wwwAuthenticate })
+  }
+
+  const initial = async (header: string, peer: string | undefined): Promise<UbHttpResponse> => {
+    let impi: string
+    try {
+      impi = parseInitialRequest(header).impi
+    } catch (err) {
+      if (isM2msecError(err)) return refuse(400, 'malformed', err.code, {}, peer)
+      throw err
+    }
+    const sub = await deps.stores.subscribers.get(gbaKey(impi))
+    if (sub === undefined) return refuse(403, 'unknown-impi', 'ERR_NOT_FOUND', { impi }, peer)
+    try {
+      return await challengeResponse(impi, peer, 'challenge')
+    } catch (err) {
+      if (isM2msecError(err) && (err.code === 'ERR_NOT_FOUND' || err.code === 'ERR_KEY_NOT_FOUND')) {
+        return refuse(403, 'subscriber-unusable', err.code, { tenant: sub.value.tenant, impi }, peer)
+      }
+      throw err
+    }
+  }
+
+  const answer = async (
+    header: string,
+    credentials: DigestCredentials,
+    request: UbHttpRequest,
+  ): Promise<UbHttpResponse> => {
+    const peer = request.peer
+    const key = gbaKey(credentials.nonce)
+    const stored = await deps.stores.challenges.get(key)
+    if (stored === undefined) return refuse(401, 'unknown-nonce', 'ERR_UNAUTHENTICATED', {}, peer)
+    const record = stored.value
+    const who = { tenant: record.tenant, impi: record.impi }
+    const now = deps.clock.now()
+    const r = verifyResponse(
+      pendingOf(record),
+      header,
+      { method: request.method, uri: request.url, body: request.body },
+      now.getTime(),
+    )
+    if (r.kind === 'failure' && !(r.pending.used && !record.used)) {
+      // Not consumed by this request (a replay, or unreadable): nothing to claim or retire.
+      return refuse(r.error.code === 'ERR_INVALID_ARGUMENT' ? 400 : 403, r.reason, r.error.code, who, peer)
+    }
+
+    // The first answer ends the challenge: claim it with a revision check before acting.
+    const btid = r.kind === 'ok' ? makeBtid(r.rand, settings.bsfHost) : undefined
+    try {
+      await deps.stores.challenges.update(
+        key,
+        { ...record, used: true, ...(btid === undefined ? { retired: true } : { sessionBtid: btid }) },
+        stored.revision,
+      )
+    } catch (err) {
+      if (isM2msecError(err) && err.code === 'ERR_REVISION_CONFLICT') {
+        return refuse(403, 'replayed', 'ERR_REPLAY', who, peer)
+      }
+      throw err
+    }
+
+    switch (r.kind) {
+      case 'ok': {
+        if (btid === undefined) throw new M2msecError('ERR_INTERNAL', 'no B-TID')
+        const lifetime = new Date(now.getTime() + settings.keyLifetimeMs)
+        const session: SessionRecord = {
+          tenant: record.tenant,
+          btid,
+          impi: record.impi,
+          rand: record.rand,
+          ksKeyId: record.ksKeyId,
+          bootstrappedAt: now.toISOString(),
+          expiresAt: lifetime.toISOString(),
+          nafKeyIds: [],
+        }
+        await deps.stores.sessions.create(gbaKey(btid), session)
+        const body = bootstrappingInfo({ btid, lifetime })
+        await audit(deps, {
+          tenant: record.tenant,
+          principal: 'ue',
+          action: 'bootstrap.Ub',
+          resource: `subscriber/${record.impi}`,
+          result: 'ok',
+          details: { step: 'bootstrapped', btid, ...(peer === undefined ? {} : { peer }) },
+        })
+        return {
+          status: 200,
+          headers: {
+            'authentication-info': authenticationInfo(r.pending, r.credentials, body),
+            'content-type': BOOTSTRAPPING_INFO_CONTENT_TYPE,
+            'cache-control': 'no-store',
+          },
+          body,
+        }
+      }
+      case 'resync': {
+        retireKeyInBackground(deps, record.tenant, record.ksKeyId)
+        const sub = await deps.stores.subscribers.get(gbaKey(record.impi))
+        if (sub === undefined || sub.value.tenant !== record.tenant) {
+          return refuse(403, 'subscriber-unusable', 'ERR_NOT_FOUND', who, peer)
+        }
+        try {
+          await resynchronise(deps, sub.value, r.rand, r.auts)
+        } catch (err) {
+          if (isM2msecError(err) && (err.code === 'ERR_MAC_INVALID' || err.code === 'ERR_NOT_FOUND')) {
+            return refuse(
+              403,
+              err.code === 'ERR_MAC_INVALID' ? 'resync-mac' : 'subscriber-unusable',
+              err.code,
+              who,
+              peer,
+            )
+          }
+          throw err
+        }
+        return challengeResponse(record.impi, peer, 'resynchronised')
+      }
+      case 'failure':
+        retireKeyInBackground(deps, record.tenant, record.ksKeyId)
+        return refuse(r.error.code === 'ERR_INVALID_ARGUMENT' ? 400 : 403, r.reason, r.error.code, who, peer)
+    }
+  }
+
+  return {
+    async handle(request) {
+      const path = request.url.split('?')[0]
+      if (path !== settings.uri) return plain(404)
+      if (request.method !== 'GET') return plain(405, { allow: 'GET' })
+      const header = request.authorization
+      if (header === undefined || header === '') {
+        return refuse(400, 'missing-authorization', 'ERR_INVALID_ARGUMENT', {}, request.peer)
+      }
+      let credentials: DigestCredentials
+      try {
+        credentials = parseAuthorization(header)
+      } catch (err) {
+        if (isM2msecError(err)) return refuse(400, 'malformed', err.code, {}, request.peer)
+        throw err
+      }
+      return credentials.nonce === '' ? initial(header, request.peer) : answer(header, credentials, request)
+    },
+  }
+}

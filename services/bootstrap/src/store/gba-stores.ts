@@ -1,0 +1,103 @@
+/**
+ * The GBA state in JetStream KV, one bucket per aggregate, every write revision-checked so
+ * replicas share it safely:
+ * - `gba-subscribers`: IMPI -> subscriber (tenant, MILENAGE key id, AMF, SQN_HE);
+ * - `gba-challenges`: Ub nonce -> the outstanding challenge (single use: marked used with a
+ *   revision check before any answer is acted on), bucket TTL = nonce TTL + sweep margin;
+ * - `gba-sessions`: B-TID -> bootstrapping session (Ks key handle, lifetime, NAF key handles),
+ *   bucket TTL = key lifetime + sweep margin.
+ * Keys are `encodeToken`s of the IMPI / nonce / B-TID (they contain `@`, `.`, `+`, `/`, `=`).
+ */
+import { encodeToken, KvRepository } from '@m2msec/bus'
+
+/** The NATS connection type, as @m2msec/bus takes it. */
+type NatsConnection = Parameters<typeof KvRepository.open>[0]
+
+/** A subscriber as stored. Bytes are hex; SQN a decimal string (48-bit). */
+export interface SubscriberRecord {
+  readonly tenant: string
+  readonly impi: string
+  readonly milenageKeyId: string
+  readonly amf: string
+  readonly sqn: string
+  readonly createdAt: string
+  readonly updatedAt: string
+}
+
+/** A Ub challenge as stored: the libs/gba `UbPending` with bytes in base64, plus its Ks key. */
+export interface ChallengeRecord {
+  readonly tenant: string
+  readonly ksKeyId: string
+  readonly impi: string
+  readonly realm: string
+  readonly nonce: string
+  readonly opaque: string
+  readonly qop: 'auth' | 'auth-int'
+  readonly rand: string
+  readonly autn: string
+  readonly xres: string
+  readonly issuedAt: number
+  readonly expiresAt: number
+  readonly used: boolean
+  /** Set once the challenge led to a session, so the sweeper leaves its Ks alone. */
+  readonly sessionBtid?: string
+  /** Set once the Ks of a failed challenge was scheduled for destruction. */
+  readonly retired?: boolean
+}
+
+/** A bootstrapping session (TS 33.220 §4.5.2) as stored. */
+export interface SessionRecord {
+  readonly tenant: string
+  readonly btid: string
+  readonly impi: string
+  /** base64 RAND. */
+  readonly rand: string
+  readonly ksKeyId: string
+  readonly bootstrappedAt: string
+  readonly expiresAt: string
+  /** KMS ids of the Ks_NAF keys handed out as handles (destroyed with the session). */
+  readonly nafKeyIds: readonly string[]
+}
+
+/** The three repositories. */
+export interface GbaStores {
+  readonly subscribers: KvRepository<SubscriberRecord>
+  readonly challenges: KvRepository<ChallengeRecord>
+  readonly sessions: KvRepository<SessionRecord>
+}
+
+/** Extra time records stay in KV after they expire, so the sweeper sees them first. */
+export const SWEEP_MARGIN_MS = 3_600_000
+
+/** KV key of an IMPI, nonce or B-TID. */
+export function gbaKey(id: string): string {
+  return encodeToken(id)
+}
+
+/**
+ * Opens (creating when missing) the GBA buckets.
+ *
+ * @example
+ * ```ts
+ * const stores = await openGbaStores(nc, { replicas: 1, nonceTtlMs: 300_000, keyLifetimeMs: 3_600_000 })
+ * ```
+ */
+export async function openGbaStores(
+  nc: NatsConnection,
+  opts: { replicas: number; nonceTtlMs: number; keyLifetimeMs: number },
+): Promise<GbaStores> {
+  const [subscribers, challenges, sessions] = await Promise.all([
+    KvRepository.open<SubscriberRecord>(nc, 'gba-subscribers', { replicas: opts.replicas, history: 5 }),
+    KvRepository.open<ChallengeRecord>(nc, 'gba-challenges', {
+      replicas: opts.replicas,
+      ttlMs: opts.nonceTtlMs + SWEEP_MARGIN_MS,
+      maxValueBytes: 4096,
+    }),
+    KvRepository.open<SessionRecord>(nc, 'gba-sessions', {
+      replicas: opts.replicas,
+      ttlMs: opts.keyLifetimeMs + SWEEP_MARGIN_MS,
+      maxValueBytes: 64 * 1024,
+    }),
+  ])
+  return { subscribers, challenges, sessions }
+}
