@@ -15,6 +15,7 @@ import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
+import { createDevPki } from '@m2msec/testkit'
 
 const root = resolve(import.meta.dirname, '..')
 const { values: args } = parseArgs({
@@ -77,6 +78,33 @@ const SERVICES: ReadonlyArray<{
       M2MSEC_AUTHN_KMS__TOKEN_FILE: join(dataDir, 'dev-admin.token'),
       // The same development token is the platform operator in authn (manages tenants).
       M2MSEC_AUTHN_AUTH__DEV_TOKEN_FILE: join(dataDir, 'dev-admin.token'),
+    }),
+  },
+  {
+    name: 'bootstrap',
+    port: 7004,
+    api: 'm2msec.bootstrap.v1.{GbaSubscribers,GbaZn,Pki}',
+    // GBA Ub over HTTP; the PKI's EST over HTTPS with the development server certificate, CRL and
+    // OCSP over HTTP. The TLS RSPF needs enrolees and targets configured: off here (docs/rspf.md).
+    env: (ports) => ({
+      M2MSEC_BOOTSTRAP_UB__PORT: String(extraPorts.ub),
+      M2MSEC_BOOTSTRAP_KMS__TARGET: `127.0.0.1:${ports.kms ?? 7001}`,
+      M2MSEC_BOOTSTRAP_KMS__TOKEN_FILE: join(dataDir, 'dev-admin.token'),
+      M2MSEC_BOOTSTRAP_AUTH__DEV_ADMIN_TOKEN_FILE: join(dataDir, 'dev-admin.token'),
+      M2MSEC_BOOTSTRAP_PKI__EST__PORT: String(extraPorts.est),
+      M2MSEC_BOOTSTRAP_PKI__EST__TLS__CERT_FILE: devPki.paths.serverCert,
+      M2MSEC_BOOTSTRAP_PKI__EST__TLS__KEY_FILE: devPki.paths.serverKey,
+      M2MSEC_BOOTSTRAP_PKI__REVOCATION__PORT: String(extraPorts.revocation),
+    }),
+  },
+  {
+    name: 'groups',
+    port: 7005,
+    api: 'm2msec.groups.v1.Groups',
+    env: (ports) => ({
+      M2MSEC_GROUPS_KMS__TARGET: `127.0.0.1:${ports.kms ?? 7001}`,
+      M2MSEC_GROUPS_KMS__TOKEN_FILE: join(dataDir, 'dev-admin.token'),
+      M2MSEC_GROUPS_AUTH__DEV_ADMIN_TOKEN_FILE: join(dataDir, 'dev-admin.token'),
     }),
   },
 ]
@@ -195,6 +223,9 @@ const natsPort = await pickPort(4222)
 run('nats', 'nats-server', ['-js', '-a', '127.0.0.1', '-p', String(natsPort), '-sd', join(dataDir, 'nats')])
 await waitForPort(natsPort, 'nats-server')
 const jwksPort = await pickPort(7080)
+const extraPorts = { ub: await pickPort(8084), est: await pickPort(8443), revocation: await pickPort(8081) }
+// DEVELOPMENT ONLY: a local CA and a server certificate for 127.0.0.1/localhost (EST over HTTPS).
+const devPki = await createDevPki(join(dataDir, 'dev-pki'))
 
 const adminTokenFile = secretFile('dev-admin.token', () => randomBytes(24).toString('base64url'))
 
@@ -218,8 +249,11 @@ m2msec is running (development profile; state in ${dataDir}).
   nats-server (JetStream)  nats://127.0.0.1:${natsPort}
 ${started.map((s) => `  ${s.name.padEnd(24)} grpc://127.0.0.1:${s.port}  ${s.api}`).join('\n')}
   ${'authn JWKS'.padEnd(24)} http://127.0.0.1:${jwksPort}/.well-known/jwks.json
+  ${'GBA Ub (BSF)'.padEnd(24)} http://127.0.0.1:${extraPorts.ub}/
+  ${'EST (RFC 7030)'.padEnd(24)} https://127.0.0.1:${extraPorts.est}/.well-known/est/<tenant>/  (CA: ${devPki.paths.caCert})
+  ${'CRL / OCSP'.padEnd(24)} http://127.0.0.1:${extraPorts.revocation}/
 
-Development token (kms, authz: tenant "demo", principal "dev-admin", role admin; authn: the platform operator):
+Development token (kms, authz, bootstrap, groups: tenant "demo", principal "dev-admin", role admin; authn: the platform operator):
   ${adminTokenFile}
 kms and authz also accept access tokens from authn (IssueToken), see README "Tokens from authn".
 Try it (see README "Calling the KMS"):

@@ -67,6 +67,20 @@ test('npm start serves the KMS, the README example works, Ctrl-C stops cleanly',
   const jwks = await fetch(jwksUrl)
   assert.equal(jwks.status, 200)
   assert.ok(Array.isArray(((await jwks.json()) as { keys?: unknown }).keys))
+  for (const [name, api] of [
+    ['bootstrap', 'm2msec.bootstrap.v1.GbaZn'],
+    ['bootstrap', 'm2msec.bootstrap.v1.Pki'],
+    ['groups', 'm2msec.groups.v1.Groups'],
+  ] as const) {
+    const port = Number(new RegExp(`${name}\\s+grpc://127\\.0\\.0\\.1:(\\d+)`).exec(output)?.[1])
+    assert.ok(port > 0, output)
+    assert.equal(await grpcHealthCheck(`127.0.0.1:${port}`, insecure, api), 'SERVING', name)
+    assert.ok((await grpcListServices(`127.0.0.1:${port}`, insecure)).includes(api), name)
+  }
+  // GBA Ub answers a request without credentials with a Digest challenge or a typed refusal.
+  const ub = /GBA Ub \(BSF\)\s+(http:\/\/127\.0\.0\.1:\d+\/)/.exec(output)?.[1]
+  assert.ok(ub !== undefined, output)
+  assert.equal((await fetch(ub)).status, 400)
 
   const example = spawn(
     process.execPath,
