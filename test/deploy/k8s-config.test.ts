@@ -13,6 +13,8 @@ import { loadConfig } from '@m2msec/runtime'
 import { kmsConfigSchema } from '@m2msec/kms'
 import { authzConfigSchema } from '@m2msec/authz'
 import { authnConfigSchema } from '@m2msec/authn'
+import { bootstrapConfigSchema } from '@m2msec/bootstrap'
+import { groupsConfigSchema } from '@m2msec/groups'
 
 const base = join(import.meta.dirname, '..', '..', 'deploy', 'k8s', 'base')
 
@@ -46,6 +48,8 @@ const services: Array<[string, string, z.ZodType]> = [
   ['kms.yaml', 'M2MSEC_KMS_', kmsConfigSchema],
   ['authz.yaml', 'M2MSEC_AUTHZ_', authzConfigSchema],
   ['authn.yaml', 'M2MSEC_AUTHN_', authnConfigSchema],
+  ['bootstrap.yaml', 'M2MSEC_BOOTSTRAP_', bootstrapConfigSchema],
+  ['groups.yaml', 'M2MSEC_GROUPS_', groupsConfigSchema],
 ]
 
 for (const [file, prefix, schema] of services) {
