@@ -29,12 +29,11 @@ export {
   withinDomain,
   type SubjectNames,
 } from './names.ts'
-export { DEFAULT_MAX_CSR_BYTES, checkCsr, type CheckedCsr } from './csr.ts'
+export { DEFAULT_MAX_CSR_BYTES, checkCsr, checkCsrSync, type CheckedCsr } from './csr.ts'
 export {
   certificateDerFromPem,
   certificatePem,
   describeCertificate,
-  issueLeafCertificate,
   issueRootCaCertificate,
   issueSubCaCertificate,
   keyIdentifierHex,
@@ -42,11 +41,18 @@ export {
   newSerialHex,
   type CaCertParams,
   type CertificateInfo,
+} from './profiles.ts'
+export {
+  certificateTbs,
+  issueLeafCertificate,
+  leafTbsCertificate,
+  signTbsCertificate,
+  spkiKeyIdentifier,
   type Issuer,
   type LeafCertParams,
   type RevocationUrls,
   type Validity,
-} from './profiles.ts'
+} from './leaf.ts'
 export {
   REVOCATION_REASONS,
   buildCrl,

@@ -1,37 +1,19 @@
 /**
  * Certificate profiles of the tenant CA hierarchy (TS-0003 §10.1.1, RFC 5280): a root CA and
- * an issuing CA with nameConstraints on the tenant's domain, and end-entity certificates for
- * AE-ID / CSE-ID / device names. Everything is P-256 with ecdsa-with-SHA256, keyUsage always
+ * an issuing CA with nameConstraints on the tenant's domain (end-entity certificates for
+ * AE-ID / CSE-ID / device names are in leaf.ts, written directly in DER). Everything is P-256 with ecdsa-with-SHA256, keyUsage always
  * present with digitalSignature; every certificate is signed through a {@link CaSigner}.
  */
-import { createHash, X509Certificate } from 'node:crypto'
+import { X509Certificate } from 'node:crypto'
 import * as asn1js from 'asn1js'
 import { M2msecError } from '@m2msec/errors'
+import { spkiKeyIdentifier, type Issuer, type Validity } from './leaf.ts'
 import type { SubjectNames } from './names.ts'
 import { signerCrypto, type CaSigner } from './signer.ts'
 import { x509 } from './x509.ts'
 
 /** OID of nameConstraints (RFC 5280 §4.2.1.10). */
 const NAME_CONSTRAINTS_OID = '2.5.29.30'
-
-/** Validity of a certificate. */
-export interface Validity {
-  readonly notBefore: Date
-  readonly notAfter: Date
-}
-
-/** The issuer side of an issuance: its certificate and its signer. */
-export interface Issuer {
-  /** DER of the issuing certificate. */
-  readonly certificate: Uint8Array
-  readonly signer: CaSigner
-}
-
-/** Revocation pointers written into issued certificates (CRL DP, AIA OCSP). */
-export interface RevocationUrls {
-  readonly crlUrl?: string
-  readonly ocspUrl?: string
-}
 
 /** Parameters of a CA certificate. */
 export interface CaCertParams extends Validity {
@@ -49,16 +31,6 @@ export interface CaCertParams extends Validity {
   readonly pathLength?: number
 }
 
-/** Parameters of an end-entity certificate. */
-export interface LeafCertParams extends Validity, RevocationUrls {
-  readonly serialHex: string
-  readonly publicKeySpki: Uint8Array
-  /** Authorized subjectAltName entries. */
-  readonly names: SubjectNames
-  /** Optional subject CN (the CSR's, ≤ 64 characters). */
-  readonly commonName?: string
-}
-
 /**
  * A new positive 128-bit serial number in hex, from 16 random bytes. The top bits are fixed to
  * 01 so the DER integer keeps all 16 bytes (no sign byte, no stripped leading zero) and the hex
@@ -73,11 +45,7 @@ export function newSerialHex(random: (n: number) => Uint8Array): string {
 
 /** SHA-1 of the subjectPublicKey bits (RFC 5280 §4.2.1.2 method 1), hex. */
 export function keyIdentifierHex(spki: Uint8Array): string {
-  const key = new x509.PublicKey(spki.slice())
-  const bits = asn1js.fromBER(key.rawData)
-  const seq = bits.result as asn1js.Sequence
-  const bitString = seq.valueBlock.value[1] as asn1js.BitString
-  return createHash('sha1').update(bitString.valueBlock.valueHexView).digest('hex')
+  return Buffer.from(spkiKeyIdentifier(spki)).toString('hex')
 }
 
 function generalSubtree(tag: number, value: string): asn1js.Sequence {
@@ -108,7 +76,7 @@ function caName(commonName: string, organization: string): x509.Name {
   return new x509.Name([{ CN: [commonName] }, { O: [organization] }])
 }
 
-/** What issuing needs from a parent certificate, parsed once per certificate (x509 parsing is slow). */
+/** What issuing a CA certificate needs from its parent, parsed once per certificate (x509 parsing is slow). */
 interface ParentInfo {
   readonly subjectName: x509.Name
   readonly keyIdHex: string
@@ -187,41 +155,6 @@ export async function issueSubCaCertificate(p: CaCertParams, issuer: Issuer): Pr
       notAfter: p.notAfter,
       publicKey: p.publicKeySpki.slice(),
       extensions: caExtensions(p, parent.keyIdHex),
-    },
-    issuer.signer,
-  )
-}
-
-/**
- * An end-entity certificate (AE-ID / CSE-ID / device): basicConstraints CA:false, keyUsage
- * digitalSignature, extendedKeyUsage clientAuth+serverAuth, the authorized names as
- * subjectAltName (critical when there is no subject CN), SKI/AKI, and the CRL and OCSP URLs.
- */
-export async function issueLeafCertificate(p: LeafCertParams, issuer: Issuer): Promise<Uint8Array> {
-  const parent = parentInfo(issuer.certificate)
-  const san = [
-    ...p.names.uris.map((value) => ({ type: 'url' as const, value })),
-    ...p.names.dnsNames.map((value) => ({ type: 'dns' as const, value })),
-  ]
-  const extensions: x509.Extension[] = [
-    new x509.BasicConstraintsExtension(false, undefined, true),
-    new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-    new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth, x509.ExtendedKeyUsage.serverAuth]),
-    new x509.SubjectAlternativeNameExtension(san, p.commonName === undefined),
-    new x509.SubjectKeyIdentifierExtension(keyIdentifierHex(p.publicKeySpki)),
-    new x509.AuthorityKeyIdentifierExtension(parent.keyIdHex),
-  ]
-  if (p.crlUrl !== undefined) extensions.push(new x509.CRLDistributionPointsExtension([p.crlUrl]))
-  if (p.ocspUrl !== undefined) extensions.push(new x509.AuthorityInfoAccessExtension({ ocsp: [p.ocspUrl] }))
-  return create(
-    {
-      serialNumber: p.serialHex,
-      subject: new x509.Name(p.commonName === undefined ? [] : [{ CN: [p.commonName] }]),
-      issuer: parent.subjectName,
-      notBefore: p.notBefore,
-      notAfter: p.notAfter,
-      publicKey: p.publicKeySpki.slice(),
-      extensions,
     },
     issuer.signer,
   )

@@ -5,8 +5,8 @@
  * the ASN.1 structures need.
  */
 import { webcrypto } from 'node:crypto'
-import * as asn1js from 'asn1js'
 import { M2msecError } from '@m2msec/errors'
+import { tlv, unsignedIntegerContent } from './der.ts'
 
 type Crypto = webcrypto.Crypto
 type CryptoKey = webcrypto.CryptoKey
@@ -71,19 +71,6 @@ function checkedP1363(sig: Uint8Array): Uint8Array {
   return sig
 }
 
-/** Strips leading zero bytes but keeps the integer positive (DER INTEGER content). */
-function derUnsigned(bytes: Uint8Array): Uint8Array {
-  let i = 0
-  while (i < bytes.length - 1 && bytes[i] === 0) i++
-  const trimmed = bytes.subarray(i)
-  if ((trimmed[0] ?? 0) & 0x80) {
-    const out = new Uint8Array(trimmed.length + 1)
-    out.set(trimmed, 1)
-    return out
-  }
-  return trimmed
-}
-
 /**
  * Converts an r‖s signature (64 bytes) to the DER `ECDSA-Sig-Value` that X.509, CRLs and
  * OCSP carry.
@@ -95,13 +82,11 @@ function derUnsigned(bytes: Uint8Array): Uint8Array {
  */
 export function p1363ToDer(sig: Uint8Array): Uint8Array {
   const s = checkedP1363(sig)
-  const seq = new asn1js.Sequence({
-    value: [
-      new asn1js.Integer({ valueHex: derUnsigned(s.subarray(0, 32)) }),
-      new asn1js.Integer({ valueHex: derUnsigned(s.subarray(32)) }),
-    ],
-  })
-  return new Uint8Array(seq.toBER(false))
+  return tlv(
+    0x30,
+    tlv(0x02, unsignedIntegerContent(s.subarray(0, 32))),
+    tlv(0x02, unsignedIntegerContent(s.subarray(32))),
+  )
 }
 
 /**

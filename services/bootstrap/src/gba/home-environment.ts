@@ -7,7 +7,7 @@
  * - on AUTS, SQN_MS = AUTS[0..5] ⊕ f5*(RAND) and MAC-S = f1*(SQN_MS, RAND, AMF 0000) is checked
  *   inside the KMS (ERR_MAC_INVALID when it fails); then SQN_HE := SQN_MS (§6.3.5).
  */
-import { M2msecError } from '@m2msec/errors'
+import { M2msecError, isM2msecError } from '@m2msec/errors'
 import {
   bytesToBase64,
   bytesToHex,
@@ -19,7 +19,7 @@ import {
 } from '@m2msec/crypto'
 import { buildAutn, parseAuts } from '@m2msec/crypto'
 import { challenge } from '@m2msec/gba'
-import { gbaKey, type ChallengeRecord, type SubscriberRecord } from '../store/gba-stores.ts'
+import { gbaKey, recentRecordsOf, type ChallengeRecord, type SubscriberRecord } from '../store/gba-stores.ts'
 import type { GbaDeps } from './context.ts'
 
 const ZERO_SQN = new Uint8Array(6)
@@ -39,18 +39,55 @@ export interface IssuedChallenge {
 }
 
 /**
+ * Takes the next SQN of a subscriber (revision-checked read-modify-write) and returns the
+ * updated record. Throws ERR_NOT_FOUND when the subscriber is unknown.
+ */
+export async function takeNextSqn(deps: GbaDeps, impi: string): Promise<SubscriberRecord> {
+  const { settings } = deps
+  const now = deps.clock.now()
+  const advance = (current: SubscriberRecord): SubscriberRecord => {
+    const sqn = nextSqn(BigInt(current.sqn), settings.ind, settings.indBits)
+    return { ...current, sqn: sqn.toString(), updatedAt: now.toISOString() }
+  }
+  const key = gbaKey(impi)
+  const recent = recentRecordsOf(deps.stores).subscribers
+  // Usually this replica wrote the record last: write on its revision without reading it again.
+  const known = recent.get(key)
+  if (known !== undefined) {
+    const next = advance(known.value)
+    try {
+      const revision = await deps.stores.subscribers.update(key, next, known.revision)
+      recent.set(key, { value: next, revision })
+      return next
+    } catch (err) {
+      recent.delete(key)
+      if (!(isM2msecError(err) && err.code === 'ERR_REVISION_CONFLICT')) throw err
+    }
+  }
+  const updated = await deps.stores.subscribers.modify(key, (current) => {
+    if (current === undefined) throw new M2msecError('ERR_NOT_FOUND', 'unknown subscriber')
+    return advance(current)
+  })
+  recent.set(key, updated)
+  return updated.value
+}
+
+/**
  * Takes the next SQN, runs Milenage in the KMS (keeping Ks there), stores the challenge and
  * returns the `WWW-Authenticate` value. Throws ERR_NOT_FOUND when the subscriber vanished.
  */
 export async function issueChallenge(deps: GbaDeps, impi: string): Promise<IssuedChallenge> {
+  return challengeFor(deps, await takeNextSqn(deps, impi))
+}
+
+/**
+ * The challenge for a subscriber whose SQN was just taken ({@link takeNextSqn}): Milenage in
+ * the KMS (Ks kept there), the challenge record stored, the `WWW-Authenticate` value.
+ */
+export async function challengeFor(deps: GbaDeps, sub: SubscriberRecord): Promise<IssuedChallenge> {
   const { settings, stores } = deps
   const now = deps.clock.now()
-  const updated = await stores.subscribers.modify(gbaKey(impi), (current) => {
-    if (current === undefined) throw new M2msecError('ERR_NOT_FOUND', 'unknown subscriber')
-    const sqn = nextSqn(BigInt(current.sqn), settings.ind, settings.indBits)
-    return { ...current, sqn: sqn.toString(), updatedAt: now.toISOString() }
-  })
-  const sub = updated.value
+  const impi = sub.impi
   const sqn = sqnToBytes(BigInt(sub.sqn))
   const amf = hexToBytes(sub.amf)
   const rand = deps.randomBytes(16)
@@ -86,7 +123,9 @@ export async function issueChallenge(deps: GbaDeps, impi: string): Promise<Issue
     expiresAt: p.expiresAt,
     used: false,
   }
-  await stores.challenges.create(gbaKey(p.nonce), record)
+  const key = gbaKey(p.nonce)
+  const revision = await stores.challenges.create(key, record)
+  recentRecordsOf(stores).challenges.set(key, { value: record, revision })
   return { wwwAuthenticate: c.wwwAuthenticate, record }
 }
 
@@ -111,6 +150,7 @@ export async function resynchronise(
   }
   const value = sqnFromBytes(sqnMs)
   const now = deps.clock.now().toISOString()
+  recentRecordsOf(deps.stores).subscribers.delete(gbaKey(sub.impi))
   await deps.stores.subscribers.modify(gbaKey(sub.impi), (current) => {
     if (current === undefined || current.tenant !== sub.tenant) {
       throw new M2msecError('ERR_NOT_FOUND', 'unknown subscriber')

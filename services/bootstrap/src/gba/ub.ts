@@ -26,9 +26,15 @@ import {
   type DigestCredentials,
   type UbPending,
 } from '@m2msec/gba'
-import { gbaKey, type ChallengeRecord, type SessionRecord } from '../store/gba-stores.ts'
+import {
+  gbaKey,
+  recentRecordsOf,
+  type ChallengeRecord,
+  type SessionRecord,
+  type SubscriberRecord,
+} from '../store/gba-stores.ts'
 import { audit, retireKeyInBackground, UNKNOWN_TENANT, type GbaDeps } from './context.ts'
-import { issueChallenge, resynchronise } from './home-environment.ts'
+import { challengeFor, issueChallenge, resynchronise, takeNextSqn } from './home-environment.ts'
 
 /** An HTTP request as the Ub endpoint sees it. */
 export interface UbHttpRequest {
@@ -111,8 +117,8 @@ export function createUbEndpoint(deps: GbaDeps): UbEndpoint {
     return plain(status)
   }
 
-  const challengeResponse = async (impi: string, peer: string | undefined, reason: string) => {
-    const issued = await issueChallenge(deps, impi)
+  const challengeResponse = async (impi: string, peer: string | undefined, reason: string, sub?: SubscriberRecord) => {
+    const issued = sub === undefined ? await issueChallenge(deps, impi) : await challengeFor(deps, sub)
     await audit(deps, {
       tenant: issued.record.tenant,
       principal: 'ue',
@@ -132,13 +138,21 @@ export function createUbEndpoint(deps: GbaDeps): UbEndpoint {
       if (isM2msecError(err)) return refuse(400, 'malformed', err.code, {}, peer)
       throw err
     }
-    const sub = await deps.stores.subscribers.get(gbaKey(impi))
-    if (sub === undefined) return refuse(403, 'unknown-impi', 'ERR_NOT_FOUND', { impi }, peer)
+    // One read-modify-write of the subscriber (its next SQN) also tells whether it exists.
+    let sub: SubscriberRecord
     try {
-      return await challengeResponse(impi, peer, 'challenge')
+      sub = await takeNextSqn(deps, impi)
+    } catch (err) {
+      if (isM2msecError(err) && err.code === 'ERR_NOT_FOUND') {
+        return refuse(403, 'unknown-impi', 'ERR_NOT_FOUND', { impi }, peer)
+      }
+      throw err
+    }
+    try {
+      return await challengeResponse(impi, peer, 'challenge', sub)
     } catch (err) {
       if (isM2msecError(err) && (err.code === 'ERR_NOT_FOUND' || err.code === 'ERR_KEY_NOT_FOUND')) {
-        return refuse(403, 'subscriber-unusable', err.code, { tenant: sub.value.tenant, impi }, peer)
+        return refuse(403, 'subscriber-unusable', err.code, { tenant: sub.tenant, impi }, peer)
       }
       throw err
     }
@@ -151,7 +165,14 @@ export function createUbEndpoint(deps: GbaDeps): UbEndpoint {
   ): Promise<UbHttpResponse> => {
     const peer = request.peer
     const key = gbaKey(credentials.nonce)
-    const stored = await deps.stores.challenges.get(key)
+    // A challenge this replica issued is known with its revision; the claim below is
+    // revision-checked, so a copy another replica has since answered only fails that claim.
+    const recent = recentRecordsOf(deps.stores).challenges
+    const cached = recent.get(key)
+    const stored =
+      cached !== undefined && cached.value.expiresAt > deps.clock.now().getTime()
+        ? cached
+        : await deps.stores.challenges.get(key)
     if (stored === undefined) return refuse(401, 'unknown-nonce', 'ERR_UNAUTHENTICATED', {}, peer)
     const record = stored.value
     const who = { tenant: record.tenant, impi: record.impi }
@@ -169,6 +190,7 @@ export function createUbEndpoint(deps: GbaDeps): UbEndpoint {
 
     // The first answer ends the challenge: claim it with a revision check before acting.
     const btid = r.kind === 'ok' ? makeBtid(r.rand, settings.bsfHost) : undefined
+    recent.delete(key)
     try {
       await deps.stores.challenges.update(
         key,

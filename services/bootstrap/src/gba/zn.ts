@@ -13,6 +13,7 @@
  * Kpsa (target a CSE) = Ks_NAF for the target's FQDN; KmID = KpsaID = KeID = B-TID.
  */
 import { createHash } from 'node:crypto'
+import type { Versioned } from '@m2msec/bus'
 import { M2msecError, invalidArgument } from '@m2msec/errors'
 import { base64ToBytes, bytesToHex, GBA_FC, nafId, uaTlsPskProtocolId, utf8Nfkc } from '@m2msec/crypto'
 import { gbaKey, type SessionRecord } from '../store/gba-stores.ts'
@@ -118,7 +119,28 @@ export function createZnOperations(deps: GbaDeps): ZnOperations {
         reason: 'BTID_EXPIRED',
       })
     }
-    return found.value
+    return found
+  }
+
+  // The session lists its Ks_NAF handles so they are destroyed with it. One revision-checked
+  // write on the record just read (no second read); a concurrent writer makes it re-read.
+  const recordNafKey = async (stored: Versioned<SessionRecord>, keyId: string): Promise<void> => {
+    if (stored.value.nafKeyIds.includes(keyId)) return
+    const key = gbaKey(stored.value.btid)
+    try {
+      await deps.stores.sessions.update(
+        key,
+        { ...stored.value, nafKeyIds: [...stored.value.nafKeyIds, keyId] },
+        stored.revision,
+      )
+      return
+    } catch (err) {
+      if (!(err instanceof M2msecError && err.code === 'ERR_REVISION_CONFLICT')) throw err
+    }
+    await deps.stores.sessions.modify(key, (current) => {
+      if (current === undefined) throw new M2msecError('ERR_NOT_FOUND', 'unknown B-TID')
+      return current.nafKeyIds.includes(keyId) ? current : { ...current, nafKeyIds: [...current.nafKeyIds, keyId] }
+    })
   }
 
   const derive = async (caller: GbaCaller, req: NafKeyRequest): Promise<NafKeyResult> => {
@@ -139,7 +161,8 @@ export function createZnOperations(deps: GbaDeps): ZnOperations {
         wrapped ? 'this NAF may not receive wrapped keys for this FQDN' : 'this NAF may not ask for this FQDN',
       )
     }
-    const s: SessionRecord = await session(caller, req.btid)
+    const stored = await session(caller, req.btid)
+    const s: SessionRecord = stored.value
     const id = nafId(req.nafFqdn, req.uaProtocolId) // as given: the UE derives from the same bytes
     const params = [utf8Nfkc('gba-me'), base64ToBytes(s.rand), utf8Nfkc(s.impi), id]
     const meta = {
@@ -168,10 +191,7 @@ export function createZnOperations(deps: GbaDeps): ZnOperations {
         if (!(err instanceof M2msecError && err.code === 'ERR_ALREADY_EXISTS')) throw err
         return { keyId, ...meta }
       }
-      await deps.stores.sessions.modify(gbaKey(s.btid), (current) => {
-        if (current === undefined) throw new M2msecError('ERR_NOT_FOUND', 'unknown B-TID')
-        return { ...current, nafKeyIds: [...current.nafKeyIds, keyId] }
-      })
+      await recordNafKey(stored, keyId)
       return { keyId, ...meta }
     }
     const keyId = `gbanafx-${hash.slice(0, 32)}-${bytesToHex(deps.randomBytes(4))}`

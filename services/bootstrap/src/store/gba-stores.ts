@@ -9,6 +9,7 @@
  * Keys are `encodeToken`s of the IMPI / nonce / B-TID (they contain `@`, `.`, `+`, `/`, `=`).
  */
 import { encodeToken, KvRepository } from '@m2msec/bus'
+import { createRecentRecords, RECENT_RECORDS_MAX, type RecentRecords } from './recent-records.ts'
 
 /** The NATS connection type, as @m2msec/bus takes it. */
 type NatsConnection = Parameters<typeof KvRepository.open>[0]
@@ -64,6 +65,27 @@ export interface GbaStores {
   readonly subscribers: KvRepository<SubscriberRecord>
   readonly challenges: KvRepository<ChallengeRecord>
   readonly sessions: KvRepository<SessionRecord>
+}
+
+/** Records of these stores this replica wrote or read moments ago (see recent-records.ts). */
+export interface GbaRecent {
+  readonly subscribers: RecentRecords<SubscriberRecord>
+  readonly challenges: RecentRecords<ChallengeRecord>
+}
+
+const recent = new WeakMap<GbaStores, GbaRecent>()
+
+/** The recent records kept next to `stores` (created on first use, one set per stores object). */
+export function recentRecordsOf(stores: GbaStores): GbaRecent {
+  let r = recent.get(stores)
+  if (r === undefined) {
+    r = {
+      subscribers: createRecentRecords(RECENT_RECORDS_MAX),
+      challenges: createRecentRecords(RECENT_RECORDS_MAX),
+    }
+    recent.set(stores, r)
+  }
+  return r
 }
 
 /** Extra time records stay in KV after they expire, so the sweeper sees them first. */

@@ -23,6 +23,53 @@ import type { AuthorizationRecord, CertRecord, EnrolmentMethod, PkiContext, Vers
 
 const DAY_MS = 86_400_000
 
+/** What issuing needs from a tenant's CA record, decoded once. */
+interface IssuingCa {
+  readonly domain: string
+  readonly issuingKeyId: string
+  readonly issuingCert: Uint8Array
+  readonly issuingNotAfter: number
+  readonly claimAnchors: Uint8Array[]
+  readonly loadedAt: number
+}
+
+/**
+ * CA records per context and tenant, kept for {@link CA_CACHE_MS}: the fields enrolment uses
+ * (domain, issuing key and certificate, claim anchors) never change after CreateCa, so this
+ * saves a KV read and the decoding on every enrolment. A tenant without a CA is not cached.
+ */
+const caCache = new WeakMap<PkiContext, Map<string, IssuingCa>>()
+const CA_CACHE_MS = 60_000
+const CA_CACHE_MAX = 1024
+
+async function issuingCa(ctx: PkiContext, tenant: string): Promise<IssuingCa> {
+  let byTenant = caCache.get(ctx)
+  if (byTenant === undefined) {
+    byTenant = new Map()
+    caCache.set(ctx, byTenant)
+  }
+  const now = ctx.clock.now().getTime()
+  const hit = byTenant.get(tenant)
+  if (hit !== undefined && now - hit.loadedAt < CA_CACHE_MS) return hit
+  const ca = (await loadCa(ctx, tenant)).value
+  const issuingCert = der(ca.issuingCert)
+  const entry: IssuingCa = {
+    domain: ca.domain,
+    issuingKeyId: ca.issuingKeyId,
+    issuingCert,
+    issuingNotAfter: describeCertificate(issuingCert).notAfter.getTime(),
+    claimAnchors: ca.claimAnchors.map(der),
+    loadedAt: now,
+  }
+  byTenant.delete(tenant)
+  if (byTenant.size >= CA_CACHE_MAX) byTenant.delete(byTenant.keys().next().value ?? '')
+  byTenant.set(tenant, entry)
+  return entry
+}
+
+/** `t` truncated to whole seconds, as certificates encode it. */
+const wholeSeconds = (t: number): Date => new Date(Math.floor(t / 1000) * 1000)
+
 /** How the enrolee authenticated (built by the EST server from the HTTP request). */
 export type EnrolmentCredential =
   | { readonly kind: 'token'; readonly id: string; readonly secret: string }
@@ -51,9 +98,9 @@ async function issue(
   csrDer: Uint8Array,
   authorize: (domain: string, issuingCert: Uint8Array, claimAnchors: Uint8Array[]) => Promise<Authorized>,
 ): Promise<Enrolled> {
-  const ca = (await loadCa(ctx, tenant)).value
-  const issuingCert = der(ca.issuingCert)
-  const auth = await authorize(ca.domain, issuingCert, ca.claimAnchors.map(der))
+  const ca = await issuingCa(ctx, tenant)
+  const issuingCert = ca.issuingCert
+  const auth = await authorize(ca.domain, issuingCert, ca.claimAnchors)
   const csr = await checkCsr(csrDer, { maxBytes: ctx.settings.maxCsrBytes })
   const names = normalizeNames(csr.names, ca.domain)
   assertNamesAllowed(names, auth.allowed)
@@ -66,30 +113,31 @@ async function issue(
   const consumed = auth.token === undefined ? undefined : await consumeEnrolmentToken(ctx, auth.token, serial)
   try {
     const now = ctx.clock.now()
-    const caNotAfter = describeCertificate(issuingCert).notAfter.getTime()
     const urls = caUrls(ctx, tenant)
+    // Whole seconds, so the record says exactly what the certificate says (no re-parsing).
+    const notBefore = wholeSeconds(now.getTime() - ctx.settings.backdateSec * 1000)
+    const notAfter = wholeSeconds(Math.min(now.getTime() + ctx.settings.leafValidityDays * DAY_MS, ca.issuingNotAfter))
     const certificate = await issueLeafCertificate(
       {
         serialHex: serial,
         publicKeySpki: csr.publicKeySpki,
         names,
-        notBefore: new Date(now.getTime() - ctx.settings.backdateSec * 1000),
-        notAfter: new Date(Math.min(now.getTime() + ctx.settings.leafValidityDays * DAY_MS, caNotAfter)),
+        notBefore,
+        notAfter,
         crlUrl: urls.crl,
         ocspUrl: urls.ocsp,
         ...(csr.commonName === undefined ? {} : { commonName: csr.commonName }),
       },
       { certificate: issuingCert, signer: kmsSigner(ctx, tenant, ca.issuingKeyId) },
     )
-    const info = describeCertificate(certificate)
     const record: CertRecord = {
       tenant,
       serial,
       cert: Buffer.from(certificate).toString('base64'),
       uris: names.uris,
       dnsNames: names.dnsNames,
-      notBefore: info.notBefore.toISOString(),
-      notAfter: info.notAfter.toISOString(),
+      notBefore: notBefore.toISOString(),
+      notAfter: notAfter.toISOString(),
       status: 'valid',
       method: auth.method,
       enrolledBy: auth.enrolledBy,

@@ -45,25 +45,39 @@ export function sendError(res: ServerResponse, err: unknown, headers: Record<str
   return status
 }
 
-/** Reads a request body of at most `max` bytes; ERR_PAYLOAD_TOO_LARGE beyond. */
-export async function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
+/**
+ * Reads a request body of at most `max` bytes; ERR_PAYLOAD_TOO_LARGE beyond. Stream events,
+ * not an async iterator: this runs for every enrolment and the iterator costs more than the
+ * copy.
+ */
+export function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
+  const tooLarge = () => new M2msecError('ERR_PAYLOAD_TOO_LARGE', 'the request body is larger than allowed', { max })
   const declared = Number(req.headers['content-length'] ?? NaN)
   if (Number.isFinite(declared) && declared > max) {
     req.resume()
-    throw new M2msecError('ERR_PAYLOAD_TOO_LARGE', 'the request body is larger than allowed', { max })
+    return Promise.reject(tooLarge())
   }
-  const chunks: Buffer[] = []
-  let size = 0
-  for await (const chunk of req) {
-    const b = chunk as Buffer
-    size += b.length
-    if (size > max) {
-      req.resume()
-      throw new M2msecError('ERR_PAYLOAD_TOO_LARGE', 'the request body is larger than allowed', { max })
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    let size = 0
+    const onData = (chunk: Buffer) => {
+      size += chunk.length
+      if (size > max) {
+        req.off('data', onData)
+        req.resume()
+        reject(tooLarge())
+        return
+      }
+      chunks.push(chunk)
     }
-    chunks.push(b)
-  }
-  return Buffer.concat(chunks)
+    req.on('data', onData)
+    req.once('end', () => resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size)))
+    req.once('error', reject)
+    // A client that goes away mid-body: the request ends without 'end'.
+    req.once('close', () => {
+      if (!req.complete) reject(new M2msecError('ERR_INVALID_ARGUMENT', 'the request body was cut short'))
+    })
+  })
 }
 
 /** The media type of a Content-Type header, lowercase, without parameters. */
