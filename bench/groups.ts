@@ -1,16 +1,28 @@
 /**
  * Group credentials benchmark (not a test): the cost of a membership change with the logical
- * key hierarchy against a flat rekey, and of one group authentication against n individual
- * ones, all in this process with the software SE's primitives (node:crypto).
+ * key hierarchy against a flat rekey, in the pure library and through the KMS GroupKeys API,
+ * and of one group authentication against n individual ones.
  *
- *   node --import tsx bench/groups.ts [--reps 100] [--flat-reps-100k 1] [--auth-reps 7]
+ *   npm run bench -- groups [--reps 100] [--flat-reps-100k 1] [--auth-reps 7]
+ *     [--service-sizes 10,1000,100000] [--service-changes 100] [--service-block 10]
+ *     [--tables library,service,auth,state] [--cpu-prof DIR]
  *
- * Per n = 10, 1k, 100k: envelopes and server milliseconds (CPU of this process and wall
- * time) per leave and per join, each including planning, member wrap-key derivation (HKDF)
- * and sealing every envelope (AES-KW + AES-GCM JWE). Then for n = 1k: agent–server messages,
- * server MAC computations and milliseconds of one group authentication (all honest; one
- * forged member found by bisection; fanout 16) against n individual challenge–response
- * authentications with the same primitives.
+ * library: per n = 10, 1k, 100k, envelopes and milliseconds (CPU of this process and wall
+ * time) per leave and per join, each including planning, member wrap-key derivation (KM =
+ * HKDF, KW = HMAC) and sealing every envelope (AES-KW + AES-GCM JWE), all in this process.
+ *
+ * service: the same changes through the KMS GroupKeys gRPC API on a real nats-server and a
+ * KMS child process with the software SE (bench/lib/groups-service.ts): member credentials are
+ * KMS HMAC keys, the tree is built through ApplyMembershipChange (2,000 joins per call), then
+ * single-member leaves and joins on the warm tree, each one RPC: envelopes, client wall time
+ * and the KMS process's CPU (all threads, /proc/<pid>/stat, read per block of changes). At
+ * n = 10 the credentials are imported with known bytes and every member opens the group key
+ * from the service's envelopes with the library's `deriveMemberWrapKey` (before and after).
+ * `--cpu-prof DIR` writes a V8 CPU profile of the KMS process into DIR.
+ *
+ * auth: for n = 1k, agent–server messages, server MAC computations and milliseconds of one
+ * group authentication (all honest; one forged member found by bisection; fanout 16) against
+ * n individual challenge–response authentications with the same primitives.
  */
 import { randomBytes } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
@@ -36,14 +48,33 @@ import {
   type LkhTree,
   type MemberAnswer,
 } from '@m2msec/groupkeys'
+import {
+  buildTree,
+  checkMembersOpen,
+  createCredentials,
+  importCredentials,
+  measureChanges,
+  startGroupsKms,
+  type ChangeCost,
+} from './lib/groups-service.ts'
 
 function option(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`)
   return i >= 0 ? Number(process.argv[i + 1]) : fallback
 }
+function textOption(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`)
+  return i >= 0 ? (process.argv[i + 1] ?? fallback) : fallback
+}
 const REPS = option('reps', 100)
 const FLAT_REPS_100K = option('flat-reps-100k', 1)
 const AUTH_REPS = option('auth-reps', 7)
+const SERVICE_SIZES = textOption('service-sizes', '10,1000,100000').split(',').map(Number)
+const SERVICE_CHANGES = option('service-changes', 100)
+const SERVICE_BLOCK = option('service-block', 10)
+const TABLES = new Set(textOption('tables', 'library,service,auth,state').split(','))
+const CPU_PROF = textOption('cpu-prof', '')
+for (const n of SERVICE_SIZES) if (!Number.isInteger(n) || n < 2) throw new Error('bad --service-sizes')
 
 const GID = 'tenant-a/meters'
 const random = (n: number): Uint8Array => new Uint8Array(randomBytes(n))
@@ -135,7 +166,7 @@ function measureScheme(n: number, scheme: 'LKH binary' | 'flat', reps: number): 
   return [row('leave', leaves), row('join', joins)]
 }
 
-function rekeyTable(): void {
+function rekeyTable(): Row[] {
   const rows: Row[] = []
   for (const n of [10, 1_000, 100_000]) {
     const lkh = measureScheme(n, 'LKH binary', REPS)
@@ -154,6 +185,114 @@ function rekeyTable(): void {
     const target = r.scheme === 'flat' ? '' : (2 * Math.log2(r.n) + 2).toFixed(1)
     console.log(
       `| ${int(r.n)} | ${r.scheme} | ${r.op} | ${r.reps} | ${int(r.envelopes)} | ${target} | ${fmt(r.cpuP50)} | ${fmt(r.cpuP95)} | ${fmt(r.wallP50)} | ${ratio} |`,
+    )
+  }
+  return rows
+}
+
+/** Rekey through the KMS GroupKeys API, next to the library rows of the same run. */
+async function serviceTable(library: readonly Row[]): Promise<void> {
+  const log = (text: string): boolean => process.stderr.write(`${text}\n`)
+  const kms = await startGroupsKms(CPU_PROF === '' ? {} : { cpuProfDir: CPU_PROF })
+  const rows: { n: number; op: 'leave' | 'join'; cost: ChangeCost; buildS: number; rssMb: number }[] = []
+  try {
+    log(
+      `service: KMS pid ${kms.pid}, software SE, ${SERVICE_CHANGES} leaves and joins per n, blocks of ${SERVICE_BLOCK}`,
+    )
+    // The first run only warms the KMS up (JIT, buckets, connections): not reported.
+    const runs = [
+      { n: 64, changes: 100, report: false },
+      ...SERVICE_SIZES.map((n) => ({ n, changes: SERVICE_CHANGES, report: true })),
+    ]
+    for (const [run, { n, changes, report }] of runs.entries()) {
+      const groupId = `bench-${run}-${n}`
+      const warmup = Math.min(10, changes)
+      const ids = Array.from({ length: n + changes + warmup }, (_, i) => `${memberId(i)}@${run}`)
+      let t0 = performance.now()
+      let credentials: Map<string, Uint8Array> | undefined
+      let all
+      if (n <= 100) {
+        const imported = await importCredentials(kms, ids)
+        all = imported.members
+        credentials = imported.bytes
+      } else {
+        let last = 0
+        all = await createCredentials(kms, ids, (done) => {
+          if (done - last >= 10_000 || done === ids.length) {
+            last = done
+            log(
+              `  n=${int(n)}: ${int(done)} / ${int(ids.length)} credential keys (${((performance.now() - t0) / 1000).toFixed(0)} s)`,
+            )
+          }
+        })
+      }
+      log(`  n=${int(n)}: credentials in ${((performance.now() - t0) / 1000).toFixed(1)} s`)
+      const members = all.slice(0, n)
+      const joiners = all.slice(n)
+      t0 = performance.now()
+      const built = await buildTree(kms, groupId, members, (done) => {
+        if (n > 2000)
+          log(`  n=${int(n)}: tree has ${int(done)} members (${((performance.now() - t0) / 1000).toFixed(0)} s)`)
+      })
+      const buildS = (performance.now() - t0) / 1000
+      log(`  n=${int(n)}: tree built in ${buildS.toFixed(1)} s (${built.epoch} changes)`)
+      const current = () =>
+        new Map(
+          [...members].flatMap((m) =>
+            credentials?.has(m.memberId) ? [[m.memberId, credentials.get(m.memberId)!]] : [],
+          ),
+        )
+      if (credentials !== undefined)
+        log(
+          `  n=${int(n)}: ${await checkMembersOpen(kms, groupId, current())} members opened the group key (library KW)`,
+        )
+      const res = await measureChanges(kms, {
+        groupId,
+        epoch: built.epoch,
+        members,
+        joiners,
+        changes,
+        block: SERVICE_BLOCK,
+        warmupChanges: warmup,
+      })
+      if (credentials !== undefined)
+        log(
+          `  n=${int(n)}: after the changes, ${await checkMembersOpen(kms, groupId, current())} members opened the group key (library KW)`,
+        )
+      const rssMb = kms.serverRssMb()
+      if (report)
+        rows.push({ n, op: 'leave', cost: res.leave, buildS, rssMb }, { n, op: 'join', cost: res.join, buildS, rssMb })
+      log(`  n=${int(n)}: leave ${fmt(res.leave.serverCpuMs)} ms KMS CPU, join ${fmt(res.join.serverCpuMs)} ms`)
+    }
+  } finally {
+    await kms.stop()
+  }
+  console.log('\n## Rekey through the KMS GroupKeys API (warm tree, software SE) vs the pure library\n')
+  console.log(
+    'One ApplyMembershipChange per single-member change. KMS CPU: CPU time of the KMS process (all threads) over the measured changes / changes; ' +
+      'wall: at the gRPC client, including NATS KV writes. Library: the same plan + KW + sealing in this process (table above). ' +
+      'Targets: envelopes ≤ 2·log2(n)+2, a leave at 100k under 10 ms of server compute.\n',
+  )
+  console.log(
+    '| n | op | changes | envelopes p50 / max | target | KMS CPU ms / change | wall ms p50 | wall ms p95 | library envelopes | library CPU ms p50 | KMS / library CPU | tree build s | KMS RSS MB |',
+  )
+  console.log('|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
+  for (const r of rows) {
+    const lib = library.find((x) => x.n === r.n && x.op === r.op && x.scheme === 'LKH binary')
+    const target = 2 * Math.log2(r.n) + 2
+    console.log(
+      `| ${int(r.n)} | ${r.op} | ${r.cost.changes} | ${r.cost.envelopesP50} / ${r.cost.envelopesMax} | ${target.toFixed(1)} | ${fmt(r.cost.serverCpuMs)} | ${fmt(r.cost.wallP50Ms)} | ${fmt(r.cost.wallP95Ms)} | ${lib === undefined ? '' : int(lib.envelopes)} | ${lib === undefined ? '' : fmt(lib.cpuP50)} | ${lib === undefined ? '' : (r.cost.serverCpuMs / lib.cpuP50).toFixed(1) + '×'} | ${r.buildS.toFixed(1)} | ${r.rssMb.toFixed(0)} |`,
+    )
+  }
+  for (const r of rows) {
+    const target = 2 * Math.log2(r.n) + 2
+    if (r.cost.envelopesMax > target)
+      console.log(`\nNOT MET: n = ${int(r.n)} ${r.op}: ${r.cost.envelopesMax} envelopes > ${target.toFixed(1)}`)
+  }
+  const big = rows.find((r) => r.n === 100_000 && r.op === 'leave')
+  if (big !== undefined) {
+    console.log(
+      `\nLeave at n = 100,000: ${fmt(big.cost.serverCpuMs)} ms KMS CPU per change: ${big.cost.serverCpuMs < 10 ? 'met' : 'NOT MET'} (target < 10 ms).`,
     )
   }
 }
@@ -306,6 +445,7 @@ function stateTable(): void {
 }
 
 console.log(`bench/groups: node ${process.version}, ${REPS} LKH changes per n, flat at 100k: ${FLAT_REPS_100K}`)
-rekeyTable()
-await authTable()
-stateTable()
+const library = TABLES.has('library') ? rekeyTable() : []
+if (TABLES.has('service')) await serviceTable(library)
+if (TABLES.has('auth')) await authTable()
+if (TABLES.has('state')) stateTable()

@@ -7,7 +7,7 @@
  * WebCrypto code. The output is byte-for-byte what jose's `CompactEncrypt` produces for the
  * same header, CEK and IV (tested), and opening goes through jose.
  */
-import { createCipheriv, hkdfSync } from 'node:crypto'
+import { createCipheriv, createHmac, hkdfSync } from 'node:crypto'
 import { compactDecrypt, decodeProtectedHeader } from 'jose'
 import { assertLength, bytesToBase64Url } from '@m2msec/crypto'
 import { invalidArgument, M2msecError } from '@m2msec/errors'
@@ -29,9 +29,53 @@ export const KEY_LENGTH = 32
 const AES_KW_IV = Buffer.from('a6a6a6a6a6a6a6a6', 'hex')
 
 /**
- * Per-member, per-epoch wrap key: HKDF-SHA256 with IKM = the member's credential, an empty
- * salt and info = fields(label, groupId, uint64 epoch). The KMS computes it from the stored
- * credential; the member from its own copy; the gateway that relays envelopes cannot.
+ * HKDF `info` of the member wrap base key KM: fields(LABEL_member-wrap-key, groupId)
+ * (docs/groups-protocol.md §3.2). The KMS passes it to its secure environment's HKDF.
+ */
+export function memberWrapBaseInfo(groupId: string): Uint8Array {
+  assertId(groupId, 'groupId')
+  return encodeFields(LABELS.memberWrapKey, groupId)
+}
+
+/**
+ * The bytes KM is HMAC'ed over to give KW of an epoch: fields(LABEL_member-wrap-key, groupId,
+ * uint64 epoch) || 0x01, i.e. one HKDF-Expand block (RFC 5869 §2.3, L = 32). The KMS MACs it
+ * with the KM key handle in its secure environment.
+ */
+export function memberWrapKeyInput(groupId: string, epoch: number): Uint8Array {
+  assertId(groupId, 'groupId')
+  assertCount(epoch, 'epoch')
+  const info = encodeFields(LABELS.memberWrapKey, groupId, epoch)
+  const block = new Uint8Array(info.length + 1)
+  block.set(info)
+  block[info.length] = 1
+  return block
+}
+
+/**
+ * KM, a member's per-group wrap base key: HKDF-SHA256 with IKM = the member's credential
+ * (at least 16 bytes), an empty salt and info = {@link memberWrapBaseInfo}. In the KMS it is
+ * a derived key handle that never leaves the secure environment.
+ *
+ * @example
+ * ```ts
+ * const km = deriveMemberWrapBaseKey(credential, 'tenant-a/meters') // 32 bytes
+ * ```
+ */
+export function deriveMemberWrapBaseKey(credential: Uint8Array, groupId: string): Uint8Array {
+  if (!(credential instanceof Uint8Array) || credential.length < 16) {
+    throw invalidArgument('credential must be at least 16 bytes', { field: 'credential' })
+  }
+  return new Uint8Array(hkdfSync('sha256', credential, new Uint8Array(0), memberWrapBaseInfo(groupId), KEY_LENGTH))
+}
+
+/**
+ * KW(member, epoch), the key a member's envelopes of `epoch` are wrapped under (§3.2):
+ * HMAC-SHA256(KM, {@link memberWrapKeyInput}), which equals
+ * HKDF-Expand(KM, fields(LABEL_member-wrap-key, groupId, epoch), 32). Two steps because the
+ * KMS computes it as "derive a key handle, then one HMAC with it" inside the credential's
+ * secure environment; the member computes the same bytes from its own copy of the credential;
+ * the gateway that relays envelopes cannot.
  *
  * @example
  * ```ts
@@ -39,13 +83,13 @@ const AES_KW_IV = Buffer.from('a6a6a6a6a6a6a6a6', 'hex')
  * ```
  */
 export function deriveMemberWrapKey(credential: Uint8Array, groupId: string, epoch: number): Uint8Array {
-  if (!(credential instanceof Uint8Array) || credential.length < 16) {
-    throw invalidArgument('credential must be at least 16 bytes', { field: 'credential' })
+  const input = memberWrapKeyInput(groupId, epoch)
+  const km = deriveMemberWrapBaseKey(credential, groupId)
+  try {
+    return new Uint8Array(createHmac('sha256', km).update(input).digest())
+  } finally {
+    km.fill(0)
   }
-  assertId(groupId, 'groupId')
-  assertCount(epoch, 'epoch')
-  const info = encodeFields(LABELS.memberWrapKey, groupId, epoch)
-  return new Uint8Array(hkdfSync('sha256', credential, new Uint8Array(0), info, KEY_LENGTH))
 }
 
 /** Protected header of a key envelope. */
@@ -203,7 +247,7 @@ export interface SealedEnvelope {
 export interface SealKeys {
   /** Current bytes of a node key (e.g. `tree.keyOf`); throws when that version is gone. */
   readonly keyOf: (ref: KeyRef) => Uint8Array
-  /** A member's wrap key for an epoch ({@link deriveMemberWrapKey} over the stored credential). */
+  /** A member's wrap key for an epoch (KW of {@link deriveMemberWrapKey}; in the KMS, from the credential's SE). */
   readonly memberWrapKey: (memberId: string, epoch: number) => Uint8Array
   readonly random: RandomSource
 }

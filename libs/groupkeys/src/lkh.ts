@@ -97,7 +97,11 @@ export interface LkhTree {
   join(memberId: string): RekeyPlan
   /** Removes one member: a new epoch none of whose keys the leaver can obtain. */
   leave(memberId: string): RekeyPlan
-  /** Leaves then joins, all in one epoch (one rekey for the union of the paths). */
+  /**
+   * Leaves then joins, all in one epoch (one rekey for the union of the paths). An invalid
+   * change (ERR_INVALID_ARGUMENT, ERR_NOT_FOUND, ERR_ALREADY_EXISTS) leaves the tree unchanged;
+   * after ERR_INTERNAL (a broken random source) reload the tree from its stored state.
+   */
   batch(change: MembershipChange): RekeyPlan
   /** Envelopes that hand one member its whole current path again (after missed epochs). */
   resync(memberId: string): RekeyPlan

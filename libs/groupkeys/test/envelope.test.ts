@@ -1,15 +1,20 @@
 /** Key envelopes (docs/groups-protocol.md §4) and the byte encodings and labels (§2, §3). */
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { CompactEncrypt, compactDecrypt, decodeProtectedHeader } from 'jose'
 import { hkdfExpand, hkdfExtract } from '@m2msec/crypto'
 import {
   createLkhTree,
+  deriveMemberWrapBaseKey,
   deriveMemberWrapKey,
   encodeFields,
   envelopeHeader,
   formatKid,
+  memberWrapBaseInfo,
+  memberWrapKeyInput,
   openEnvelope,
   parseKid,
   readEnvelopeHeader,
@@ -22,7 +27,7 @@ import { credentialOf, seededRandom } from './helpers.ts'
 const V = JSON.parse(readFileSync(new URL('./vectors/groups-v1.json', import.meta.url), 'utf8')) as {
   credentialHex: string
   groupId: string
-  memberWrapKey: { epoch: number; infoHex: string; keyHex: string }
+  memberWrapKey: { baseInfoHex: string; baseKeyHex: string; epoch: number; infoHex: string; keyHex: string }
   envelope: { wrappingKid: string; wrappedKid: string; epoch: number; groupKey: boolean; keyHex: string; jwe: string }
 }
 const bytes = (h: string): Uint8Array => new Uint8Array(Buffer.from(h, 'hex'))
@@ -50,24 +55,68 @@ describe('encodings and key names', () => {
   })
 })
 
+/** The same two steps in Python's hmac/hashlib (an implementation independent of node:crypto's HKDF). */
+const PYTHON_KW = `
+import hashlib, hmac, json, sys
+r = json.load(sys.stdin)
+cred, base_info, info = (bytes.fromhex(r[k]) for k in ("cred", "baseInfo", "info"))
+prk = hmac.new(b"", cred, hashlib.sha256).digest()
+km = hmac.new(prk, base_info + b"\\x01", hashlib.sha256).digest()
+kw = hmac.new(km, info + b"\\x01", hashlib.sha256).digest()
+print(json.dumps({"km": km.hex(), "kw": kw.hex()}))
+`
+
+function pythonWrapKey(cred: string, baseInfo: string, info: string): { km: string; kw: string } {
+  const out = execFileSync('/usr/bin/python3', ['-c', PYTHON_KW], {
+    input: JSON.stringify({ cred, baseInfo, info }),
+    timeout: 30_000,
+  })
+  return JSON.parse(out.toString()) as { km: string; kw: string }
+}
+
 describe('member wrap key', () => {
-  test('HKDF-SHA256(credential, salt empty, info = fields(label, groupId, epoch)): pinned vector', () => {
-    const cred = bytes(V.credentialHex)
-    const info = encodeFields('m2msec/groups/v1/member-wrap-key', V.groupId, V.memberWrapKey.epoch)
-    assert.equal(hex(info), V.memberWrapKey.infoHex)
-    // The same value through the step-by-step RFC 5869 functions.
-    assert.equal(hex(hkdfExpand(hkdfExtract(new Uint8Array(0), cred), info, 32)), V.memberWrapKey.keyHex)
-    assert.equal(hex(deriveMemberWrapKey(cred, V.groupId, V.memberWrapKey.epoch)), V.memberWrapKey.keyHex)
+  const cred = bytes(V.credentialHex)
+  const W = V.memberWrapKey
+
+  test('KM = HKDF(credential, "", fields(label, groupId)); KW = HMAC(KM, fields(label, groupId, epoch) || 01): pinned vector', () => {
+    assert.equal(hex(memberWrapBaseInfo(V.groupId)), W.baseInfoHex)
+    assert.equal(hex(encodeFields('m2msec/groups/v1/member-wrap-key', V.groupId)), W.baseInfoHex)
+    assert.equal(hex(encodeFields('m2msec/groups/v1/member-wrap-key', V.groupId, W.epoch)), W.infoHex)
+    assert.equal(hex(memberWrapKeyInput(V.groupId, W.epoch)), W.infoHex + '01')
+    assert.equal(hex(deriveMemberWrapBaseKey(cred, V.groupId)), W.baseKeyHex)
+    assert.equal(hex(deriveMemberWrapKey(cred, V.groupId, W.epoch)), W.keyHex)
+    // The same values through the step-by-step RFC 5869 functions of @m2msec/crypto.
+    const km = hkdfExpand(hkdfExtract(new Uint8Array(0), cred), bytes(W.baseInfoHex), 32)
+    assert.equal(hex(km), W.baseKeyHex)
+    assert.equal(hex(hkdfExpand(km, bytes(W.infoHex), 32)), W.keyHex)
   })
 
-  test('differs per epoch, group and credential; rejects short credentials', () => {
-    const cred = credentialOf('m1')
-    const k = hex(deriveMemberWrapKey(cred, 'g', 1))
-    assert.notEqual(hex(deriveMemberWrapKey(cred, 'g', 2)), k)
-    assert.notEqual(hex(deriveMemberWrapKey(cred, 'h', 1)), k)
+  test('independent Python hmac/hashlib gives the same KM and KW (vector and a random credential)', () => {
+    const py = pythonWrapKey(V.credentialHex, W.baseInfoHex, W.infoHex)
+    assert.deepEqual(py, { km: W.baseKeyHex, kw: W.keyHex })
+    const other = randomBytes(48)
+    const gid = 'tenant-a/méters#1'
+    const info = encodeFields('m2msec/groups/v1/member-wrap-key', gid, 2 ** 40 + 3)
+    const mine = pythonWrapKey(hex(other), hex(memberWrapBaseInfo(gid)), hex(info))
+    assert.equal(hex(deriveMemberWrapKey(other, gid, 2 ** 40 + 3)), mine.kw)
+    assert.equal(hex(deriveMemberWrapBaseKey(other, gid)), mine.km)
+  })
+
+  test('the single-step HKDF of the first draft is not the wrap key any more', () => {
+    const singleStep = hkdfExpand(hkdfExtract(new Uint8Array(0), cred), bytes(W.infoHex), 32)
+    assert.notEqual(hex(singleStep), W.keyHex)
+  })
+
+  test('differs per epoch, group and credential; rejects short credentials, bad epochs and ids', () => {
+    const c = credentialOf('m1')
+    const k = hex(deriveMemberWrapKey(c, 'g', 1))
+    assert.notEqual(hex(deriveMemberWrapKey(c, 'g', 2)), k)
+    assert.notEqual(hex(deriveMemberWrapKey(c, 'h', 1)), k)
     assert.notEqual(hex(deriveMemberWrapKey(credentialOf('m2'), 'g', 1)), k)
     assert.throws(() => deriveMemberWrapKey(new Uint8Array(8), 'g', 1), { code: 'ERR_INVALID_ARGUMENT' })
-    assert.throws(() => deriveMemberWrapKey(cred, 'g', -1), { code: 'ERR_INVALID_ARGUMENT' })
+    assert.throws(() => deriveMemberWrapKey(c, 'g', -1), { code: 'ERR_INVALID_ARGUMENT' })
+    assert.throws(() => deriveMemberWrapKey(c, '', 1), { code: 'ERR_INVALID_ARGUMENT' })
+    assert.throws(() => memberWrapKeyInput('g', 1.5), { code: 'ERR_INVALID_ARGUMENT' })
   })
 })
 

@@ -12,7 +12,7 @@
  *
  * Derived handles live for one operation and are destroyed afterwards.
  */
-import { encodeFields, LABELS } from '@m2msec/groupkeys'
+import { encodeFields, LABELS, memberWrapBaseInfo, memberWrapKeyInput } from '@m2msec/groupkeys'
 import { M2msecError } from '@m2msec/errors'
 import { isKeyDeriver, type SecureEnvironment, type SeKeyHandle } from '../se/api.ts'
 import { loadKey, requireUsable } from '../domain/access.ts'
@@ -105,15 +105,9 @@ export function derivedKeys(): DerivedKeys {
       memo(authKeys, cred.keyId, () => derive(cred, EMPTY, encodeFields(LABELS.memberAuthKey, groupId))),
     wrapKey: (cred, groupId, epoch) =>
       memo(wrapKeys, `${cred.keyId}#${epoch}`, async () => {
-        const km = await memo(baseKeys, cred.keyId, () =>
-          derive(cred, EMPTY, encodeFields(LABELS.memberWrapKey, groupId)),
-        )
-        // HKDF-Expand(KM, info, 32) is one HMAC block: HMAC(KM, info || 0x01).
-        const info = encodeFields(LABELS.memberWrapKey, groupId, epoch)
-        const block = new Uint8Array(info.length + 1)
-        block.set(info)
-        block[info.length] = 1
-        return km.se.mac(km.handle, block)
+        // The byte layout is the library's (deriveMemberWrapKey computes the same value from raw bytes).
+        const km = await memo(baseKeys, cred.keyId, () => derive(cred, EMPTY, memberWrapBaseInfo(groupId)))
+        return km.se.mac(km.handle, memberWrapKeyInput(groupId, epoch))
       }),
     mac: (key, data) => key.se.mac(key.handle, data),
     sessionKey: (authKey, salt, info) => derive(authKey, salt, info),

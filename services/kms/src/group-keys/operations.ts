@@ -28,6 +28,7 @@ import {
   type GroupChallenge,
   type LkhTree,
   type RandomSource,
+  type RekeyPlan,
   type SealedEnvelope,
   type SubsetQuery,
 } from '@m2msec/groupkeys'
@@ -38,7 +39,7 @@ import type { Caller } from '../domain/model.ts'
 import type { KmsDeps } from '../domain/ports.ts'
 import { derivedKeys, openCredential, SESSION_CONFIRM_LABEL, type CredentialHandle } from './member-keys.ts'
 import { nodeSealer, type NodeSealer } from './sealing.ts'
-import type { GroupTreeStore, Journal, Revisioned, TreeHead } from './store.ts'
+import type { GroupTreeStore, Journal, NodeEntry, SlotEntry, SnapshotChunk, TreeHead } from './store.ts'
 
 /** Limits of the GroupKeys API. */
 export const GROUP_LIMITS = {
@@ -53,6 +54,25 @@ export const GROUP_LIMITS = {
   /** Challenges whose member MACs this replica remembers between bisection rounds. */
   cachedChallenges: 256,
 } as const
+
+/** When the journals since the last snapshot are folded into a new one (see `store.ts`). */
+export interface CompactionPolicy {
+  /** Compact once the chain holds this many journals (bounds the reads of a cold load). */
+  readonly maxJournals: number
+  /**
+   * ...or once the journals outweigh this share of the snapshot (bounds the amortized cost:
+   * a snapshot of S bytes is rewritten after about S * share bytes of journals)...
+   */
+  readonly snapshotShare: number
+  /** ...but never for less than this many journal bytes. */
+  readonly minBytes: number
+}
+
+/** Default compaction: a 100k-member tree (about 20 MB of snapshot) is rewritten every 1,024 changes. */
+export const DEFAULT_COMPACTION: CompactionPolicy = { maxJournals: 1024, snapshotShare: 0.25, minBytes: 256 * 1024 }
+
+/** Snapshot chunks stay below this size (the KV value limit is 1 MB). */
+const CHUNK_BYTES = 256 * 1024
 
 const GROUP_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,255}$/
 const NODE_ID = /^node:(\d+)\.(\d+)$/
@@ -115,12 +135,19 @@ export type AuthenticateOutput =
       readonly macComputations: number
     }
 
+/** A tree as this replica holds it: the unsealed tree plus what a snapshot needs. */
 interface Loaded {
   readonly head: TreeHead
   readonly revision: number
   readonly tree: LkhTree
   /** memberId -> credential key id. */
   readonly creds: Map<string, string>
+  /** Member per slot (null: free), `slotsUsed` long. */
+  readonly slots: (string | null)[]
+  /** `<level>.<position>` -> [version, sealed key]: the stored form, kept for snapshots. */
+  readonly sealed: Map<string, readonly [number, string]>
+  /** Journal ids since the snapshot, oldest first (removed after a compaction). */
+  readonly journalIds: string[]
 }
 
 /** Thrown inside verifyAggregate when the transcript has no answer for the next query. */
@@ -153,10 +180,63 @@ function parseNode(id: string): [number, number] {
   return [Number(m[1]), Number(m[2])]
 }
 
-function withoutJournal(head: TreeHead): TreeHead {
-  const copy: { -readonly [K in keyof TreeHead]?: TreeHead[K] } = { ...head }
-  delete copy.journal
-  return copy as TreeHead
+/** Approximate JSON size of slot and node entries (UTF-8 worst case for ids). */
+function entriesBytes(slots: readonly SlotEntry[], nodes: readonly NodeEntry[]): number {
+  let bytes = 64
+  for (const [, m, c] of slots) bytes += 24 + 3 * (m?.length ?? 0) + (c?.length ?? 0)
+  for (const n of nodes) bytes += 32 + n[3].length
+  return bytes
+}
+
+/** Applies one journal to the stored form of a tree (slots and sealed nodes). */
+function applyJournal(
+  slots: (string | null)[],
+  creds: Map<string, string>,
+  sealed: Map<string, readonly [number, string]>,
+  j: Pick<Journal, 'slots' | 'nodes' | 'dropped'>,
+): void {
+  for (const [slot, member, cred] of j.slots) {
+    const previous = slots[slot]
+    if (previous != null) creds.delete(previous)
+    while (slots.length <= slot) slots.push(null)
+    slots[slot] = member
+    if (member !== null && cred !== null) creds.set(member, cred)
+  }
+  for (const [l, p, version, sealedKey] of j.nodes) sealed.set(`${l}.${p}`, [version, sealedKey])
+  for (const [l, p] of j.dropped) sealed.delete(`${l}.${p}`)
+}
+
+/** Splits the stored form of a tree into snapshot chunks of about {@link CHUNK_BYTES}. */
+function snapshotChunks(loaded: Loaded): { chunks: SnapshotChunk[]; bytes: number } {
+  const epoch = loaded.head.epoch
+  const chunks: SnapshotChunk[] = []
+  let slots: SlotEntry[] = []
+  let nodes: NodeEntry[] = []
+  let size = 0
+  let total = 0
+  const flush = (): void => {
+    if (slots.length + nodes.length > 0) chunks.push({ epoch, slots, nodes })
+    total += size
+    slots = []
+    nodes = []
+    size = 0
+  }
+  loaded.slots.forEach((member, slot) => {
+    if (member === null) return
+    const entry: SlotEntry = [slot, member, loaded.creds.get(member) ?? null]
+    slots.push(entry)
+    size += entriesBytes([entry], [])
+    if (size >= CHUNK_BYTES) flush()
+  })
+  for (const [id, [version, sealedKey]] of loaded.sealed) {
+    const [l, p] = id.split('.').map(Number) as [number, number]
+    const entry: NodeEntry = [l, p, version, sealedKey]
+    nodes.push(entry)
+    size += entriesBytes([], [entry])
+    if (size >= CHUNK_BYTES) flush()
+  }
+  flush()
+  return { chunks, bytes: total }
 }
 
 function infoOf(head: TreeHead): GroupTreeInfo {
@@ -181,6 +261,29 @@ function toOut(sealed: readonly SealedEnvelope[]): EnvelopeOut[] {
   }))
 }
 
+/**
+ * CSPRNG bytes drawn from `source` in blocks of `block` bytes. A rekey asks for about three
+ * small values per envelope (CEK, IV, node keys): one draw per block instead of one per value
+ * (each draw is a system call; per value they cost about 0.7 ms of a 100k leave). Bytes handed
+ * out are wiped from the pool; larger requests go to `source` directly.
+ */
+function pooledRandom(source: KmsDeps['random'], block = 4096): RandomSource {
+  let pool: Uint8Array = new Uint8Array(0)
+  let offset = 0
+  return (n) => {
+    if (n > block / 4) return source.bytes(n)
+    if (offset + n > pool.length) {
+      pool.fill(0)
+      pool = source.bytes(block)
+      offset = 0
+    }
+    const out = new Uint8Array(pool.subarray(offset, offset + n)) // a copy (Buffer.slice would be a view)
+    pool.fill(0, offset, offset + n)
+    offset += n
+    return out
+  }
+}
+
 /** Runs `fn` over `items` with at most `width` in flight. */
 async function mapLimited<T, R>(items: readonly T[], width: number, fn: (item: T) => Promise<R>): Promise<R[]> {
   const out: R[] = []
@@ -198,9 +301,15 @@ async function mapLimited<T, R>(items: readonly T[], width: number, fn: (item: T
  * const { envelopes } = await groups.applyChange(caller, { groupId: 'meters', expectedEpoch: 0, joins, leaves: [] })
  * ```
  */
-export function createGroupKeyOperations(deps: { readonly kms: KmsDeps; readonly store: GroupTreeStore }) {
+export function createGroupKeyOperations(deps: {
+  readonly kms: KmsDeps
+  readonly store: GroupTreeStore
+  /** Default {@link DEFAULT_COMPACTION}. */
+  readonly compaction?: CompactionPolicy
+}) {
   const { kms, store } = deps
-  const random: RandomSource = (n) => kms.random.bytes(n)
+  const compaction = deps.compaction ?? DEFAULT_COMPACTION
+  const random = pooledRandom(kms.random)
   const now = () => kms.clock.now().getTime()
   const cache = new Map<string, Loaded>()
   const locks = new Map<string, Promise<unknown>>()
@@ -231,50 +340,62 @@ export function createGroupKeyOperations(deps: { readonly kms: KmsDeps; readonly
     }
   }
 
-  async function rollForward(tenant: string, groupId: string, head: Revisioned<TreeHead>): Promise<void> {
-    const id = head.value.journal
-    if (id === undefined) return
-    const journal = await store.getJournal(tenant, groupId, id)
-    if (journal !== undefined) await store.applyJournal(tenant, groupId, journal)
-    try {
-      await store.updateHead(tenant, groupId, withoutJournal(head.value), head.revision)
-      await store.deleteJournal(tenant, groupId, id)
-    } catch (err) {
-      // Someone else finished it (or moved on): the caller re-reads the head.
-      if (!isM2msecError(err) || err.code !== 'ERR_REVISION_CONFLICT') throw err
+  /** Reads the records a head names; undefined when one is gone (a compaction removed it). */
+  async function readRecords(
+    tenant: string,
+    groupId: string,
+    h: TreeHead,
+  ): Promise<{ chunks: SnapshotChunk[]; journals: Journal[]; journalIds: string[] } | undefined> {
+    const snapshot = h.snapshot === null ? [] : await store.getSnapshot(tenant, groupId, h.snapshot)
+    if (snapshot === undefined) return undefined
+    // The chain is read newest first, one record at a time (each names its predecessor).
+    const journals: Journal[] = []
+    const journalIds: string[] = []
+    let id = h.journal?.last ?? null
+    for (let i = 0; i < (h.journal?.count ?? 0); i++) {
+      if (id === null) throw new M2msecError('ERR_INTERNAL', 'group tree journal chain is shorter than its head says')
+      const j = await store.getJournal(tenant, groupId, id)
+      if (j === undefined) return undefined
+      journals.push(j)
+      journalIds.push(id)
+      id = j.prev
     }
+    return { chunks: snapshot, journals: journals.reverse(), journalIds: journalIds.reverse() }
   }
 
+  /**
+   * The current tree: the cached one when the head has not moved, otherwise the snapshot plus
+   * the journals since, with every node key unsealed once (O(n) SE calls, few KV reads).
+   */
   async function load(tenant: string, groupId: string, sealer: NodeSealer): Promise<Loaded> {
     const k = keyOf(tenant, groupId)
     for (let attempt = 0; attempt < 8; attempt++) {
       const head = await store.getHead(tenant, groupId)
       if (head === undefined) throw treeNotFound()
-      if (head.value.journal !== undefined) {
-        await rollForward(tenant, groupId, head)
-        continue
-      }
       const cached = cache.get(k)
       if (cached !== undefined && cached.revision === head.revision) return cached
-      const records = await store.loadRecords(tenant, groupId)
-      const again = await store.getHead(tenant, groupId)
-      if (again === undefined) throw treeNotFound()
-      if (again.revision !== head.revision) continue
       const h = head.value
+      if (h.v !== 2) throw new M2msecError('ERR_INTERNAL', 'group tree is stored in an unknown layout')
+      const records = await readRecords(tenant, groupId, h)
+      if (records === undefined) continue
       const slots: (string | null)[] = []
       const creds = new Map<string, string>()
-      for (let s = 0; s < h.slotsUsed; s++) {
-        const r = records.slots.get(s)
-        slots.push(r?.member ?? null)
-        if (r?.member != null && r.cred !== null) creds.set(r.member, r.cred)
+      const sealed = new Map<string, readonly [number, string]>()
+      for (const c of records.chunks) applyJournal(slots, creds, sealed, { ...c, dropped: [] })
+      for (const [i, j] of records.journals.entries()) {
+        if (j.epoch !== (h.snapshot?.epoch ?? 0) + i + 1) {
+          throw new M2msecError('ERR_INTERNAL', 'group tree journal chain is out of order')
+        }
+        applyJournal(slots, creds, sealed, j)
       }
+      while (slots.length < h.slotsUsed) slots.push(null)
       const nodes: [number, number, number][] = []
       const keys: [number, number, number, string][] = []
-      for (const [id, rec] of records.nodes) {
+      for (const [id, [version, sealedKey]] of sealed) {
         const [l, p] = id.split('.').map(Number) as [number, number]
-        nodes.push([l, p, rec.version])
-        const bytes = await sealer.open(groupId, l, p, rec.version, rec.sealed)
-        keys.push([l, p, rec.version, bytesToBase64Url(bytes)])
+        nodes.push([l, p, version])
+        const bytes = await sealer.open(groupId, l, p, version, sealedKey)
+        keys.push([l, p, version, bytesToBase64Url(bytes)])
         bytes.fill(0)
       }
       const tree = restoreLkhTree(
@@ -282,11 +403,57 @@ export function createGroupKeyOperations(deps: { readonly kms: KmsDeps; readonly
         { v: 1, groupId, epoch: h.epoch, keys },
         { random },
       )
-      const loaded: Loaded = { head: h, revision: head.revision, tree, creds }
+      if (tree.size !== h.memberCount)
+        throw new M2msecError('ERR_INTERNAL', 'group tree records disagree with its head')
+      const loaded: Loaded = {
+        head: h,
+        revision: head.revision,
+        tree,
+        creds,
+        slots,
+        sealed,
+        journalIds: records.journalIds,
+      }
       remember(k, loaded)
       return loaded
     }
     throw new M2msecError('ERR_REVISION_CONFLICT', 'the group tree kept changing while it was read')
+  }
+
+  function compactionDue(h: TreeHead): boolean {
+    const j = h.journal
+    if (j === null) return false
+    const share = (h.snapshot?.bytes ?? 0) * compaction.snapshotShare
+    return j.count >= compaction.maxJournals || j.bytes >= Math.max(compaction.minBytes, share)
+  }
+
+  /**
+   * Folds the journals into a new snapshot (runs after a change, in the group's queue). A head
+   * that moved meanwhile (another replica) wins: the new snapshot is removed again.
+   */
+  async function compact(tenant: string, groupId: string): Promise<void> {
+    const k = keyOf(tenant, groupId)
+    const loaded = cache.get(k)
+    if (loaded === undefined || !compactionDue(loaded.head)) return
+    const head = await store.getHead(tenant, groupId)
+    if (head === undefined || head.revision !== loaded.revision) return
+    const { chunks, bytes } = snapshotChunks(loaded)
+    const snapshot = { id: base32Id(kms.random), epoch: loaded.head.epoch, chunks: chunks.length, bytes }
+    await store.putSnapshot(tenant, groupId, snapshot.id, chunks)
+    const next: TreeHead = { ...loaded.head, snapshot, journal: null }
+    let revision: number
+    try {
+      revision = await store.updateHead(tenant, groupId, next, loaded.revision)
+    } catch (err) {
+      await store.deleteRecords(tenant, groupId, { journals: [], snapshot }).catch(() => undefined)
+      throw err
+    }
+    remember(k, { ...loaded, head: next, revision, journalIds: [] })
+    const old = loaded.head.snapshot
+    await store.deleteRecords(tenant, groupId, {
+      journals: loaded.journalIds,
+      ...(old === null ? {} : { snapshot: old }),
+    })
   }
 
   /** Opens credential keys once per operation. */
@@ -336,7 +503,7 @@ export function createGroupKeyOperations(deps: { readonly kms: KmsDeps; readonly
           // Creates the sealing key now, so the first change does not race for it.
           await nodeSealer(kms, caller.tenant)
           const head: TreeHead = {
-            v: 1,
+            v: 2,
             groupId: req.groupId,
             arity,
             height: 1,
@@ -344,6 +511,8 @@ export function createGroupKeyOperations(deps: { readonly kms: KmsDeps; readonly
             slotsUsed: 0,
             memberCount: 0,
             createdAt: kms.clock.now().toISOString(),
+            snapshot: null,
+            journal: null,
           }
           await store.createHead(caller.tenant, req.groupId, head)
           return infoOf(head)
@@ -359,7 +528,7 @@ export function createGroupKeyOperations(deps: { readonly kms: KmsDeps; readonly
         validateGroupId(groupId)
         const head = await store.getHead(caller.tenant, groupId)
         if (head === undefined) throw treeNotFound()
-        return infoOf(withoutJournal(head.value))
+        return infoOf(head.value)
       })
     },
 
@@ -422,12 +591,19 @@ export function createGroupKeyOperations(deps: { readonly kms: KmsDeps; readonly
             const open = credentialOpener(caller)
             // Every joiner's credential must be usable before anything changes.
             await mapLimited(req.joins, 64, (j) => open(j.credentialKeyId))
-            const derived = derivedKeys()
-            // From here the cached tree object is mutated: only a committed change puts it back.
-            cache.delete(k)
+            const { tree, creds } = loaded
+            let plan: RekeyPlan
             try {
-              const { tree, creds } = loaded
-              const plan = tree.batch({ joins: req.joins.map((j) => j.memberId), leaves: req.leaves })
+              plan = tree.batch({ joins: req.joins.map((j) => j.memberId), leaves: req.leaves })
+            } catch (err) {
+              // batch validates before it mutates: only an internal failure leaves a half-changed tree.
+              if (!isM2msecError(err) || err.code === 'ERR_INTERNAL') cache.delete(k)
+              throw err
+            }
+            // The cached tree is changed now: only a committed change puts it back.
+            cache.delete(k)
+            const derived = derivedKeys()
+            try {
               for (const m of req.leaves) creds.delete(m)
               for (const j of req.joins) creds.set(j.memberId, j.credentialKeyId)
 
@@ -461,38 +637,42 @@ export function createGroupKeyOperations(deps: { readonly kms: KmsDeps; readonly
               for (const c of plan.slotChanges) lastBySlot.set(c.slot, c.member)
               let slotsUsed = loaded.head.slotsUsed
               for (const s of lastBySlot.keys()) slotsUsed = Math.max(slotsUsed, s + 1)
+              const journalId = base32Id(kms.random)
               const journal: Journal = {
                 epoch: plan.epoch,
+                prev: loaded.head.journal?.last ?? null,
                 slots: [...lastBySlot].map(([s, m]) => [s, m, m === null ? null : (creds.get(m) ?? null)] as const),
                 nodes,
                 dropped: plan.droppedKeys.map((r) => parseNode(r.id)),
               }
-              const journalId = base32Id(kms.random)
+              const journalBytes = entriesBytes(journal.slots, journal.nodes) + 16 * journal.dropped.length
               await store.putJournal(tenant, groupId, journalId, journal)
-              const next: TreeHead = {
+              const committed: TreeHead = {
                 ...loaded.head,
                 epoch: plan.epoch,
                 height: tree.height,
                 slotsUsed,
                 memberCount: tree.size,
-                journal: journalId,
+                journal: {
+                  last: journalId,
+                  count: (loaded.head.journal?.count ?? 0) + 1,
+                  bytes: (loaded.head.journal?.bytes ?? 0) + journalBytes,
+                },
               }
               let revision: number
               try {
-                revision = await store.updateHead(tenant, groupId, next, loaded.revision)
+                revision = await store.updateHead(tenant, groupId, committed, loaded.revision)
               } catch (err) {
-                await store.deleteJournal(tenant, groupId, journalId).catch(() => undefined)
+                await store.deleteRecords(tenant, groupId, { journals: [journalId] }).catch(() => undefined)
                 throw err
               }
-              // Committed. Finishing the records can be redone by any reader (roll forward).
-              const committed = withoutJournal(next)
-              await store.applyJournal(tenant, groupId, journal)
-              try {
-                revision = await store.updateHead(tenant, groupId, committed, revision)
-                await store.deleteJournal(tenant, groupId, journalId)
-                remember(k, { head: committed, revision, tree, creds })
-              } catch (err) {
-                if (!isM2msecError(err) || err.code !== 'ERR_REVISION_CONFLICT') throw err
+              // Committed: the head names the journal.
+              // creds already holds this change (the joiners' credentials were needed to seal).
+              applyJournal(loaded.slots, new Map(), loaded.sealed, journal)
+              loaded.journalIds.push(journalId)
+              remember(k, { ...loaded, head: committed, revision })
+              if (compactionDue(committed)) {
+                void serialized(k, () => compact(tenant, groupId)).catch((err: unknown) => kms.onBackgroundError?.(err))
               }
               return { tree: infoOf(committed), envelopes: toOut(sealed) }
             } finally {

@@ -1,22 +1,51 @@
 /**
- * Storage of group key trees: one record per leaf slot and per keyed node, so a 100,000-member
- * tree stays far below the 1 MB JetStream KV value limit and a rekey writes O(log n) small
- * records. Node keys are stored sealed (see `sealing.ts`), never in the clear.
+ * Storage of group key trees as a **snapshot plus a chain of journals**, so a membership
+ * change costs a constant number of KV writes whatever the group size, and loading a tree
+ * reads a few large records instead of one record per slot and node:
  *
- * Consistency across replicas: the tree's `head` record is the commit point. A change first
- * writes a journal record (the whole delta of one epoch), then moves the head to the new epoch
- * with a revision-checked update that names the journal, then applies the journal to the slot
- * and node records and clears it. Whoever finds a head that still names a journal (a writer
- * crashed half way) applies it again: every journal entry is a plain "set" or "delete", so
- * applying it twice is harmless. A writer that loses the head update deletes its journal and
- * fails with ERR_REVISION_CONFLICT; nothing else was written.
+ * - `head` (small, no secrets): the tree's description, the snapshot it starts from and the
+ *   last journal. The head is the commit point: a change first writes its journal (the whole
+ *   delta of one epoch, naming the previous journal), then moves the head to the new epoch
+ *   with a revision-checked update that names the journal. A writer that loses the head update
+ *   fails with ERR_REVISION_CONFLICT; its journal is an orphan nobody reads (removed by the
+ *   next compaction or DeleteGroupTree).
+ * - journals (immutable, written once): slot writes, new sealed node keys and dropped nodes of
+ *   one epoch, and the id of the journal before it (the chain back to the snapshot).
+ * - snapshots (immutable): the full state at one epoch (occupied slots with their credential
+ *   key ids, every keyed node with its sealed key), in chunks well below the 1 MB KV value
+ *   limit. Compaction writes a new snapshot and moves the head to it (revision-checked), then
+ *   removes the old snapshot and the journals it covers.
+ *
+ * Node keys are stored sealed (see `sealing.ts`), never in the clear. Journals and snapshots
+ * are never modified, so a reader that loaded the records a head names has a consistent
+ * state; one that finds a record missing (a compaction removed it meanwhile) reads the head
+ * again.
  */
 import { isM2msecError } from '@m2msec/errors'
-import { KvRepository, kvKey, parseKvKey, type NatsConnection } from '@m2msec/bus'
+import { KvRepository, kvKey, type NatsConnection } from '@m2msec/bus'
+
+/** The snapshot a head starts from. */
+export interface SnapshotRef {
+  readonly id: string
+  readonly epoch: number
+  readonly chunks: number
+  /** Approximate encoded size (compaction policy). */
+  readonly bytes: number
+}
+
+/** The journals of a head since its snapshot. */
+export interface JournalRef {
+  /** Id of the journal of the head's epoch. */
+  readonly last: string
+  /** Journals in the chain (epochs `snapshot.epoch + 1 .. epoch`). */
+  readonly count: number
+  /** Approximate encoded size of the chain. */
+  readonly bytes: number
+}
 
 /** The commit record of a tree (no secrets). */
 export interface TreeHead {
-  readonly v: 1
+  readonly v: 2
   readonly groupId: string
   readonly arity: number
   readonly height: number
@@ -25,30 +54,33 @@ export interface TreeHead {
   readonly slotsUsed: number
   readonly memberCount: number
   readonly createdAt: string
-  /** Set while the journal of `epoch` may not be applied to the slot and node records yet. */
-  readonly journal?: string
+  /** Null until the first compaction (the state then starts empty at epoch 0). */
+  readonly snapshot: SnapshotRef | null
+  /** Null when the snapshot is at the head's epoch. */
+  readonly journal: JournalRef | null
 }
 
-/** One leaf slot: the member there and the KMS key id of its credential (null when free). */
-export interface SlotRecord {
-  readonly member: string | null
-  readonly cred: string | null
-}
-
-/** One keyed node: its key version and the sealed key (base64 of a KMS ciphertext envelope). */
-export interface NodeRecord {
-  readonly version: number
-  readonly sealed: string
-}
+/** [slot, member or null, credential key id or null] */
+export type SlotEntry = readonly [number, string | null, string | null]
+/** [level, position, version, sealed key (base64 of a KMS ciphertext envelope)] */
+export type NodeEntry = readonly [number, number, number, string]
 
 /** The delta of one epoch. */
 export interface Journal {
   readonly epoch: number
-  readonly slots: readonly (readonly [number, string | null, string | null])[]
-  /** [level, position, version, sealed] */
-  readonly nodes: readonly (readonly [number, number, number, string])[]
+  /** The journal of the previous epoch, null when the previous epoch is the snapshot's. */
+  readonly prev: string | null
+  readonly slots: readonly SlotEntry[]
+  readonly nodes: readonly NodeEntry[]
   /** [level, position] of node keys that no longer exist. */
   readonly dropped: readonly (readonly [number, number])[]
+}
+
+/** One part of a snapshot: occupied slots and keyed nodes (parts may hold either). */
+export interface SnapshotChunk {
+  readonly epoch: number
+  readonly slots: readonly SlotEntry[]
+  readonly nodes: readonly NodeEntry[]
 }
 
 /** A value with its store revision. */
@@ -57,17 +89,11 @@ export interface Revisioned<T> {
   readonly revision: number
 }
 
-/** Everything stored for one tree. */
-export interface TreeRecords {
-  readonly slots: ReadonlyMap<number, SlotRecord>
-  /** Keyed by `<level>.<position>`. */
-  readonly nodes: ReadonlyMap<string, NodeRecord>
-}
-
 /**
  * Storage port of group trees. Contract: `createHead` throws ERR_ALREADY_EXISTS for an existing
- * tree; `updateHead` throws ERR_REVISION_CONFLICT when the head moved since `revision`; reads of
- * unknown trees return undefined; store failures throw ERR_UNAVAILABLE.
+ * tree; `updateHead` throws ERR_REVISION_CONFLICT when the head moved since `revision`;
+ * `putJournal`/`putSnapshot` create new records (ERR_ALREADY_EXISTS for a taken id); reads of
+ * unknown trees or records return undefined; store failures throw ERR_UNAVAILABLE.
  */
 export interface GroupTreeStore {
   getHead(tenant: string, groupId: string): Promise<Revisioned<TreeHead> | undefined>
@@ -75,23 +101,27 @@ export interface GroupTreeStore {
   updateHead(tenant: string, groupId: string, head: TreeHead, revision: number): Promise<number>
   putJournal(tenant: string, groupId: string, id: string, journal: Journal): Promise<void>
   getJournal(tenant: string, groupId: string, id: string): Promise<Journal | undefined>
-  deleteJournal(tenant: string, groupId: string, id: string): Promise<void>
-  /** Applies a journal to the slot and node records (idempotent). */
-  applyJournal(tenant: string, groupId: string, journal: Journal): Promise<void>
-  /** Every slot and node record of the tree. */
-  loadRecords(tenant: string, groupId: string): Promise<TreeRecords>
+  putSnapshot(tenant: string, groupId: string, id: string, chunks: readonly SnapshotChunk[]): Promise<void>
+  /** The chunks in order, or undefined when any of them is missing. */
+  getSnapshot(tenant: string, groupId: string, ref: SnapshotRef): Promise<SnapshotChunk[] | undefined>
+  /** Removes journals and a snapshot that no head names any more (missing ones are ignored). */
+  deleteRecords(
+    tenant: string,
+    groupId: string,
+    records: { readonly journals: readonly string[]; readonly snapshot?: SnapshotRef },
+  ): Promise<void>
   /** Removes every record of the tree, the head last. */
   deleteTree(tenant: string, groupId: string): Promise<void>
 }
 
-type StoredValue = TreeHead | SlotRecord | NodeRecord | Journal
+type StoredValue = TreeHead | Journal | SnapshotChunk
 
-/** Writes in flight per batch: enough to hide round trips, few enough not to flood NATS. */
-const PARALLEL_WRITES = 64
+/** Requests in flight per batch: enough to hide round trips, few enough not to flood NATS. */
+const PARALLEL_REQUESTS = 64
 
 async function inBatches<T>(items: readonly T[], run: (item: T) => Promise<unknown>): Promise<void> {
-  for (let i = 0; i < items.length; i += PARALLEL_WRITES) {
-    await Promise.all(items.slice(i, i + PARALLEL_WRITES).map(run))
+  for (let i = 0; i < items.length; i += PARALLEL_REQUESTS) {
+    await Promise.all(items.slice(i, i + PARALLEL_REQUESTS).map(run))
   }
 }
 
@@ -100,7 +130,7 @@ export const GROUP_TREE_BUCKET = 'kms-group-keys'
 
 /**
  * A {@link GroupTreeStore} on a JetStream KV bucket. Keys: `<tenant>.<group>.head`,
- * `<tenant>.<group>.s.<slot>`, `<tenant>.<group>.n.<level>-<position>`, `<tenant>.<group>.j.<id>`.
+ * `<tenant>.<group>.j.<id>` (journals), `<tenant>.<group>.c.<id>.<part>` (snapshot chunks).
  *
  * @example
  * ```ts
@@ -115,10 +145,8 @@ export async function openGroupTreeStore(nc: NatsConnection, opts: { replicas: n
 /** A {@link GroupTreeStore} over an opened repository (tests pass their own bucket). */
 export function createKvGroupTreeStore(repo: KvRepository<StoredValue>): GroupTreeStore {
   const head = (t: string, g: string) => kvKey(t, g, 'head')
-  const slot = (t: string, g: string, s: number) => kvKey(t, g, 's', String(s))
-  const node = (t: string, g: string, l: number, p: number) => kvKey(t, g, 'n', `${l}-${p}`)
   const journal = (t: string, g: string, id: string) => kvKey(t, g, 'j', id)
-  const put = (key: string, value: StoredValue) => repo.modify(key, () => value)
+  const chunk = (t: string, g: string, id: string, part: number) => kvKey(t, g, 'c', id, String(part))
   const remove = async (key: string) => {
     try {
       await repo.delete(key)
@@ -126,12 +154,14 @@ export function createKvGroupTreeStore(repo: KvRepository<StoredValue>): GroupTr
       if (!isM2msecError(err) || err.code !== 'ERR_NOT_FOUND') throw err
     }
   }
+  const chunkKeys = (t: string, g: string, ref: SnapshotRef) =>
+    Array.from({ length: ref.chunks }, (_, i) => chunk(t, g, ref.id, i))
   const allKeys = async (t: string, g: string) => {
-    const out: { key: string; value: StoredValue }[] = []
+    const out: string[] = []
     let after: string | undefined
     for (;;) {
       const page = await repo.list(kvKey(t, g), after === undefined ? { limit: 1000 } : { limit: 1000, after })
-      out.push(...page.items)
+      out.push(...page.items.map((i) => i.key))
       if (page.next === undefined) return out
       after = page.next
     }
@@ -149,24 +179,28 @@ export function createKvGroupTreeStore(repo: KvRepository<StoredValue>): GroupTr
     async getJournal(t, g, id) {
       return (await repo.get(journal(t, g, id)))?.value as Journal | undefined
     },
-    deleteJournal: (t, g, id) => remove(journal(t, g, id)),
-    async applyJournal(t, g, j) {
-      await inBatches(j.slots, ([s, member, cred]) => put(slot(t, g, s), { member, cred }))
-      await inBatches(j.nodes, ([l, p, version, sealed]) => put(node(t, g, l, p), { version, sealed }))
-      await inBatches(j.dropped, ([l, p]) => remove(node(t, g, l, p)))
+    async putSnapshot(t, g, id, chunks) {
+      await inBatches(
+        chunks.map((c, i) => [i, c] as const),
+        ([i, c]) => repo.create(chunk(t, g, id, i), c),
+      )
     },
-    async loadRecords(t, g) {
-      const slots = new Map<number, SlotRecord>()
-      const nodes = new Map<string, NodeRecord>()
-      for (const { key, value } of await allKeys(t, g)) {
-        const parts = parseKvKey(key)
-        if (parts[2] === 's' && parts[3] !== undefined) slots.set(Number(parts[3]), value as SlotRecord)
-        if (parts[2] === 'n' && parts[3] !== undefined) nodes.set(parts[3].replace('-', '.'), value as NodeRecord)
+    async getSnapshot(t, g, ref) {
+      const found = await Promise.all(chunkKeys(t, g, ref).map((k) => repo.get(k)))
+      const out: SnapshotChunk[] = []
+      for (const f of found) {
+        if (f === undefined) return undefined
+        out.push(f.value as SnapshotChunk)
       }
-      return { slots, nodes }
+      return out
+    },
+    async deleteRecords(t, g, records) {
+      const keys = records.journals.map((id) => journal(t, g, id))
+      if (records.snapshot !== undefined) keys.push(...chunkKeys(t, g, records.snapshot))
+      await inBatches(keys, remove)
     },
     async deleteTree(t, g) {
-      const keys = (await allKeys(t, g)).map((i) => i.key).filter((k) => k !== head(t, g))
+      const keys = (await allKeys(t, g)).filter((k) => k !== head(t, g))
       await inBatches(keys, remove)
       await remove(head(t, g))
     },

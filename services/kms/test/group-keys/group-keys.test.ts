@@ -23,7 +23,11 @@ import {
   type MemberKeyRing,
 } from '@m2msec/groupkeys'
 import { memberAuthKey, memberWrapKey, sessionConfirmTag } from '@m2msec/sdk/groups'
-import { createGroupKeyOperations, type GroupKeyOperations } from '../../src/group-keys/operations.ts'
+import {
+  createGroupKeyOperations,
+  type CompactionPolicy,
+  type GroupKeyOperations,
+} from '../../src/group-keys/operations.ts'
 import type { Caller, KeyRecord } from '../../src/domain/model.ts'
 import { admin, alice, kmsFixture, mallory } from '../unit/kms-fixture.ts'
 import { createMemoryTreeStore, type MemoryTreeStore } from './memory-tree-store.ts'
@@ -43,10 +47,10 @@ function credentialOf(id: string): Uint8Array {
 }
 
 /** A KMS with group key operations and helpers to register member credentials. */
-async function setup() {
+async function setup(opts: { compaction?: CompactionPolicy } = {}) {
   const fx = await kmsFixture()
   const store: MemoryTreeStore = createMemoryTreeStore()
-  const groups: GroupKeyOperations = createGroupKeyOperations({ kms: fx.deps, store })
+  const groups: GroupKeyOperations = createGroupKeyOperations({ kms: fx.deps, store, ...opts })
   /** Imports `credentialOf(id)` as HMAC key `cred-<id>` of `tenant`, as authn would register it. */
   const register = async (id: string, tenant = 'acme'): Promise<string> => {
     const keyId = `cred-${id.replace(/[^A-Za-z0-9]/g, '-')}`
@@ -173,23 +177,103 @@ describe('KMS group keys: distribution and rekey', () => {
     await rejects(groups.memberEnvelopes(admin, { groupId: GID, memberId: 'm1' }), 'ERR_NOT_FOUND')
   })
 
-  test('a writer that dies after the commit is finished by the next reader', async () => {
+  test('a writer whose head update fails changes nothing; the next change and a reload work', async () => {
     const { groups, join, fx, store } = await setup()
     await groups.createTree(admin, { groupId: GID, arity: 2 })
     await groups.applyChange(admin, { groupId: GID, expectedEpoch: 0, joins: await join(['a', 'b', 'c']), leaves: [] })
-    store.failApplyOnce()
+    const before = store.count('acme', GID)
+    const d = await join(['d'])
+    store.failNext('updateHead')
     await rejects(
-      groups.applyChange(admin, { groupId: GID, expectedEpoch: 1, joins: await join(['d']), leaves: [] }),
+      groups.applyChange(admin, { groupId: GID, expectedEpoch: 1, joins: d, leaves: [] }),
       'ERR_UNAVAILABLE',
     )
+    assert.equal(store.count('acme', GID), before, 'the orphan journal was removed')
+    assert.equal((await groups.getTree(admin, GID)).epoch, 1)
+    await groups.applyChange(admin, { groupId: GID, expectedEpoch: 1, joins: d, leaves: ['a'] })
     const replica = createGroupKeyOperations({ kms: fx.deps, store })
-    const tree = await replica.getTree(admin, GID)
-    assert.equal(tree.epoch, 2, 'the head was committed')
     const ring = ringOf('d')
     await ring.accept(
       (await replica.memberEnvelopes(admin, { groupId: GID, memberId: 'd' })).envelopes.map((e) => e.jwe),
     )
     assert.equal(ring.groupKey()!.epoch, 2)
+    await rejects(replica.memberEnvelopes(admin, { groupId: GID, memberId: 'a' }), 'ERR_NOT_FOUND')
+  })
+
+  test('a warm change costs three store calls whatever the group size', async () => {
+    for (const n of [4, 200]) {
+      const { groups, join, store } = await setup()
+      const gid = `g${n}`
+      await groups.createTree(admin, { groupId: gid, arity: 2 })
+      const ids = Array.from({ length: n }, (_, i) => `s${i}`)
+      await groups.applyChange(admin, { groupId: gid, expectedEpoch: 0, joins: await join(ids), leaves: [] })
+      const joiner = await join(['new'])
+      store.resetCalls()
+      await groups.applyChange(admin, { groupId: gid, expectedEpoch: 1, joins: [], leaves: ['s1'] })
+      await groups.applyChange(admin, { groupId: gid, expectedEpoch: 2, joins: joiner, leaves: [] })
+      assert.deepEqual(
+        Object.fromEntries(store.calls),
+        { getHead: 2, putJournal: 2, updateHead: 2 },
+        `n = ${n}: one head read, one journal, one head update per change`,
+      )
+    }
+  })
+
+  test('compaction folds the journals into a snapshot; cold replicas load snapshot + journals', async () => {
+    const compaction = { maxJournals: 3, snapshotShare: 0.25, minBytes: 1 << 30 }
+    const { groups, join, fx, store } = await setup({ compaction })
+    await groups.createTree(admin, { groupId: GID, arity: 2 })
+    const ids = Array.from({ length: 12 }, (_, i) => `c${i}`)
+    await groups.applyChange(admin, { groupId: GID, expectedEpoch: 0, joins: await join(ids), leaves: [] })
+    let epoch = 1
+    const changes: (() => Promise<{ joins: { memberId: string; credentialKeyId: string }[]; leaves: string[] }>)[] = [
+      async () => ({ joins: [], leaves: ['c0'] }),
+      async () => ({ joins: await join(['c12', 'c13']), leaves: [] }),
+      async () => ({ joins: [], leaves: ['c5', 'c6'] }),
+      async () => ({ joins: await join(['c14']), leaves: ['c13'] }),
+    ]
+    for (const next of changes) {
+      const change = await next()
+      await groups.applyChange(admin, { groupId: GID, expectedEpoch: epoch, ...change })
+      epoch++
+      // A cold replica after every change: from journals only, from a snapshot, or both.
+      const replica = createGroupKeyOperations({ kms: fx.deps, store, compaction })
+      const who = change.joins[0]?.memberId === 'c14' ? 'c14' : 'c1'
+      const ring = ringOf(who)
+      const { envelopes } = await replica.memberEnvelopes(admin, { groupId: GID, memberId: who })
+      await ring.accept(envelopes.map((e) => e.jwe))
+      assert.equal(ring.groupKey()!.epoch, epoch)
+    }
+    // The compaction ran in the group's queue after the third journal (epoch 3): queue behind it.
+    await groups.memberEnvelopes(admin, { groupId: GID, memberId: 'c1' })
+    const head = (await store.getHead('acme', GID))!.value
+    assert.equal(head.snapshot?.epoch, 3)
+    assert.equal(head.journal?.count, 2)
+    assert.equal(store.count('acme', GID), 1 + head.snapshot!.chunks + 2, 'the folded journals are gone')
+
+    // A compaction that fails half way (snapshot written, head not moved) changes nothing...
+    store.failNext('updateHead', 1) // the change's own head update passes, the compaction's fails
+    await groups.applyChange(admin, { groupId: GID, expectedEpoch: epoch++, joins: [], leaves: ['c2'] })
+    await groups.memberEnvelopes(admin, { groupId: GID, memberId: 'c1' })
+    const failed = (await store.getHead('acme', GID))!.value
+    assert.equal(failed.snapshot?.epoch, 3, 'the failed compaction did not move the head')
+    assert.equal(failed.journal?.count, 3)
+    assert.equal(store.count('acme', GID), 1 + failed.snapshot!.chunks + 3, 'its snapshot was removed again')
+    // ...and the next change compacts again.
+    await groups.applyChange(admin, { groupId: GID, expectedEpoch: epoch++, joins: [], leaves: ['c3'] })
+    await groups.memberEnvelopes(admin, { groupId: GID, memberId: 'c1' })
+    const folded = (await store.getHead('acme', GID))!.value
+    assert.equal(folded.snapshot?.epoch, epoch)
+    assert.equal(folded.journal, null)
+    assert.equal(store.count('acme', GID), 1 + folded.snapshot!.chunks)
+    const replica = createGroupKeyOperations({ kms: fx.deps, store, compaction })
+    const ring = ringOf('c1')
+    await ring.accept(
+      (await replica.memberEnvelopes(admin, { groupId: GID, memberId: 'c1' })).envelopes.map((e) => e.jwe),
+    )
+    assert.equal(ring.groupKey()!.epoch, epoch)
+    await rejects(replica.memberEnvelopes(admin, { groupId: GID, memberId: 'c3' }), 'ERR_NOT_FOUND')
+    assert.equal((await replica.getTree(admin, GID)).memberCount, 9)
   })
 
   test('conflicts, bad input, authorization and tenant isolation change nothing', async () => {

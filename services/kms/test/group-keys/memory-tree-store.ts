@@ -1,89 +1,110 @@
 /**
  * In-memory GroupTreeStore for the group key unit tests (same contract as the KV store:
- * revision-checked head, ERR_ALREADY_EXISTS on a second create). `failApplyOnce` simulates a
- * writer that dies after committing the head but before finishing the records.
+ * revision-checked head, ERR_ALREADY_EXISTS on a second create of a head, journal or
+ * snapshot). `failNext` makes a later call of one method throw ERR_UNAVAILABLE (a store that
+ * goes away half way); `calls` counts calls per method.
  */
 import { M2msecError } from '@m2msec/errors'
-import type { GroupTreeStore, Journal, NodeRecord, SlotRecord, TreeHead } from '../../src/group-keys/store.ts'
+import type { GroupTreeStore, Journal, SnapshotChunk, TreeHead } from '../../src/group-keys/store.ts'
 
 export interface MemoryTreeStore extends GroupTreeStore {
-  failApplyOnce(): void
-  /** Number of stored records of a tree (head, slots, nodes, journals). */
+  /** The call of `method` after `skip` more calls throws ERR_UNAVAILABLE. */
+  failNext(method: keyof GroupTreeStore, skip?: number): void
+  /** Number of stored records of a tree (head, journals, snapshot chunks). */
   count(tenant: string, groupId: string): number
+  /** Calls per store method since the last `resetCalls()`. */
+  readonly calls: Map<string, number>
+  resetCalls(): void
 }
 
 export function createMemoryTreeStore(): MemoryTreeStore {
   const heads = new Map<string, { value: TreeHead; revision: number }>()
-  const slots = new Map<string, Map<number, SlotRecord>>()
-  const nodes = new Map<string, Map<string, NodeRecord>>()
-  const journals = new Map<string, Journal>()
+  /** `<tenant>\0<group>\0j\0<id>` or `<tenant>\0<group>\0c\0<id>\0<part>` */
+  const records = new Map<string, Journal | SnapshotChunk>()
+  const calls = new Map<string, number>()
+  const failing = new Map<string, number>()
   let revision = 0
-  let failNext = false
   const k = (t: string, g: string) => `${t}\0${g}`
   const copy = <T>(v: T): T => JSON.parse(JSON.stringify(v)) as T
-  const of = <V>(m: Map<string, Map<V extends SlotRecord ? number : string, V>>, key: string) => {
-    let inner = m.get(key)
-    if (inner === undefined) {
-      inner = new Map()
-      m.set(key, inner)
+  const enter = (method: keyof GroupTreeStore): void => {
+    calls.set(method, (calls.get(method) ?? 0) + 1)
+    const skip = failing.get(method)
+    if (skip === undefined) return
+    if (skip > 0) failing.set(method, skip - 1)
+    else {
+      failing.delete(method)
+      throw new M2msecError('ERR_UNAVAILABLE', 'store went away')
     }
-    return inner
+  }
+  const create = (key: string, value: Journal | SnapshotChunk): void => {
+    if (records.has(key)) throw new M2msecError('ERR_ALREADY_EXISTS', 'exists')
+    records.set(key, copy(value))
   }
   return {
     async getHead(t, g) {
+      enter('getHead')
       const h = heads.get(k(t, g))
       return h === undefined ? undefined : { value: copy(h.value), revision: h.revision }
     },
     async createHead(t, g, head) {
+      enter('createHead')
       if (heads.has(k(t, g))) throw new M2msecError('ERR_ALREADY_EXISTS', 'exists')
       heads.set(k(t, g), { value: copy(head), revision: ++revision })
       return revision
     },
     async updateHead(t, g, head, rev) {
+      enter('updateHead')
       const h = heads.get(k(t, g))
       if (h === undefined || h.revision !== rev) throw new M2msecError('ERR_REVISION_CONFLICT', 'conflict')
       heads.set(k(t, g), { value: copy(head), revision: ++revision })
       return revision
     },
     async putJournal(t, g, id, j) {
-      journals.set(`${k(t, g)}\0${id}`, copy(j))
+      enter('putJournal')
+      create(`${k(t, g)}\0j\0${id}`, j)
     },
     async getJournal(t, g, id) {
-      const j = journals.get(`${k(t, g)}\0${id}`)
-      return j === undefined ? undefined : copy(j)
+      enter('getJournal')
+      const j = records.get(`${k(t, g)}\0j\0${id}`)
+      return j === undefined ? undefined : (copy(j) as Journal)
     },
-    async deleteJournal(t, g, id) {
-      journals.delete(`${k(t, g)}\0${id}`)
+    async putSnapshot(t, g, id, chunks) {
+      enter('putSnapshot')
+      chunks.forEach((c, i) => create(`${k(t, g)}\0c\0${id}\0${i}`, c))
     },
-    async applyJournal(t, g, j) {
-      if (failNext) {
-        failNext = false
-        throw new M2msecError('ERR_UNAVAILABLE', 'store went away')
+    async getSnapshot(t, g, ref) {
+      enter('getSnapshot')
+      const out: SnapshotChunk[] = []
+      for (let i = 0; i < ref.chunks; i++) {
+        const c = records.get(`${k(t, g)}\0c\0${ref.id}\0${i}`)
+        if (c === undefined) return undefined
+        out.push(copy(c) as SnapshotChunk)
       }
-      const s = of<SlotRecord>(slots, k(t, g))
-      const n = of<NodeRecord>(nodes, k(t, g))
-      for (const [slot, member, cred] of j.slots) s.set(slot, { member, cred })
-      for (const [l, p, version, sealed] of j.nodes) n.set(`${l}.${p}`, { version, sealed })
-      for (const [l, p] of j.dropped) n.delete(`${l}.${p}`)
+      return out
     },
-    async loadRecords(t, g) {
-      return { slots: new Map(slots.get(k(t, g)) ?? []), nodes: new Map(nodes.get(k(t, g)) ?? []) }
+    async deleteRecords(t, g, r) {
+      enter('deleteRecords')
+      for (const id of r.journals) records.delete(`${k(t, g)}\0j\0${id}`)
+      if (r.snapshot !== undefined) {
+        for (let i = 0; i < r.snapshot.chunks; i++) records.delete(`${k(t, g)}\0c\0${r.snapshot.id}\0${i}`)
+      }
     },
     async deleteTree(t, g) {
-      slots.delete(k(t, g))
-      nodes.delete(k(t, g))
-      for (const key of journals.keys()) if (key.startsWith(`${k(t, g)}\0`)) journals.delete(key)
+      enter('deleteTree')
+      for (const key of records.keys()) if (key.startsWith(`${k(t, g)}\0`)) records.delete(key)
       heads.delete(k(t, g))
     },
-    failApplyOnce() {
-      failNext = true
+    failNext(method, skip = 0) {
+      failing.set(method, skip)
     },
     count(t, g) {
       let n = heads.has(k(t, g)) ? 1 : 0
-      n += slots.get(k(t, g))?.size ?? 0
-      n += nodes.get(k(t, g))?.size ?? 0
-      for (const key of journals.keys()) if (key.startsWith(`${k(t, g)}\0`)) n++
+      for (const key of records.keys()) if (key.startsWith(`${k(t, g)}\0`)) n++
       return n
+    },
+    calls,
+    resetCalls() {
+      calls.clear()
     },
   }
 }
