@@ -43,6 +43,9 @@ import { createAuthnEventPublisher } from './events/publish.ts'
 import { createAuthnGrpcService, UNAUTHENTICATED_METHODS } from './grpc/service.ts'
 import { startJwksServer } from './http/jwks-server.ts'
 import { createKmsClient } from './kms/kms-client.ts'
+import { createZnClient } from './gba/zn-client.ts'
+import { createCrlFetcher } from './http/crl-fetch.ts'
+import { createCrlRevocation } from './domain/revocation.ts'
 import { createAttemptStore } from './store/attempt-store.ts'
 import { createEntityStore } from './store/entity-store.ts'
 import { createMafClientStore, createMafKeyStore, createSessionKeyStore } from './store/expiring-stores.ts'
@@ -176,6 +179,29 @@ export async function startAuthn(config: AuthnConfig, log: Logger): Promise<Auth
     })
     onShutdown('kms client', () => kms.close())
 
+    const zn =
+      config.gba.znTarget === undefined
+        ? undefined
+        : createZnClient({
+            target: config.gba.znTarget,
+            ...(config.gba.tls === undefined ? {} : { tls: config.gba.tls }),
+            mafFqdn: config.maf.fqdn,
+            timeoutMs: config.gba.timeoutMs,
+          })
+    if (zn !== undefined) onShutdown('zn client', () => zn.close())
+    const revocation =
+      config.certificates.revocation === 'off'
+        ? undefined
+        : createCrlRevocation({
+            fetchCrl: createCrlFetcher({
+              timeoutMs: config.certificates.crlFetchTimeoutMs,
+              maxBytes: config.certificates.crlMaxBytes,
+            }),
+            clock: systemClock,
+            cacheMs: config.certificates.crlCacheSec * 1000,
+            allowedUrlPrefixes: config.certificates.crlUrlPrefixes,
+          })
+
     const ops = createAuthnOperations({
       tenants,
       entities,
@@ -192,6 +218,8 @@ export async function startAuthn(config: AuthnConfig, log: Logger): Promise<Auth
       clock: systemClock,
       random: systemRandom,
       settings: settingsOf(config),
+      ...(zn === undefined ? {} : { gba: zn }),
+      ...(revocation === undefined ? {} : { revocation }),
       onBackgroundError: (err) => log.warn({ err }, 'event not published'),
     })
     // A rotation on another replica must not leave this one signing with a stale kid.

@@ -226,6 +226,64 @@ export const authnConfigSchema = z
           .describe('longest expiration time of a MAF client registration'),
       })
       .prefault({}),
+    gba: z
+      .object({
+        znTarget: z
+          .string()
+          .min(1)
+          .optional()
+          .describe(
+            'host:port of the bootstrap service (BSF) gRPC API, for GBA credentials (Zn GetRspfCredential with target MAF = maf.fqdn); unset = GBA B-TIDs are refused',
+          ),
+        tls: z
+          .object({
+            caFile: z.string().min(1).describe('CA bundle (PEM) of the bootstrap service certificate'),
+            certFile: z
+              .string()
+              .min(1)
+              .optional()
+              .describe('authn client certificate (PEM), SAN URI m2msec://_platform/authn, OU=role:service'),
+            keyFile: z.string().min(1).optional().describe('private key (PEM) of certFile'),
+            serverName: z
+              .string()
+              .min(1)
+              .optional()
+              .describe('name expected in the bootstrap certificate, if not the target host'),
+          })
+          .refine((t) => (t.certFile === undefined) === (t.keyFile === undefined), {
+            message: 'certFile and keyFile go together',
+            path: ['keyFile'],
+          })
+          .optional()
+          .describe('TLS to the bootstrap service; unset = plaintext (loopback development only)'),
+        timeoutMs: z.number().int().min(100).default(5_000).describe('deadline of each Zn call'),
+      })
+      .prefault({}),
+    certificates: z
+      .object({
+        revocation: z
+          .enum(['crl', 'off'])
+          .default('crl')
+          .describe(
+            'crl: refuse certificates listed on the CRL of their http(s) CRL distribution point (fail closed when it cannot be fetched); off: no check',
+          ),
+        crlCacheSec: z
+          .number()
+          .int()
+          .min(0)
+          .max(86_400)
+          .default(60)
+          .describe(
+            'how long a fetched CRL is used (never beyond its nextUpdate): a revocation is seen within this time',
+          ),
+        crlFetchTimeoutMs: z.number().int().min(100).default(3_000).describe('deadline of a CRL download'),
+        crlMaxBytes: z.number().int().min(1024).default(1_048_576).describe('largest accepted CRL (bytes)'),
+        crlUrlPrefixes: z
+          .array(z.string().min(1))
+          .default([])
+          .describe('URL prefixes CRL distribution points must start with (e.g. the PKI revocation URL); empty = any'),
+      })
+      .prefault({}),
     sweep: z
       .object({
         intervalMs: z
@@ -263,6 +321,13 @@ export const authnConfigSchema = z
         ctx.addIssue({ code: 'custom', path: ['grpc', 'tls'], message: 'production needs TLS' })
       if (c.kms.tls?.certFile === undefined) {
         ctx.addIssue({ code: 'custom', path: ['kms', 'tls'], message: 'production needs mTLS to the KMS' })
+      }
+      if (c.gba.znTarget !== undefined && c.gba.tls?.certFile === undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['gba', 'tls'],
+          message: 'production needs mTLS to the bootstrap service',
+        })
       }
     }
   })

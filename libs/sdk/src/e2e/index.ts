@@ -7,8 +7,10 @@
  * - esdata.ts: encrypt / sign / sign-then-encrypt and their open functions, compact and JSON
  * - esprim.ts: rand objects, sessionESPrimKey, originator and receiver with anti-replay
  * - provisioning.ts: sealCredential / openCredential
+ * - maf.ts: MAF-distributed keys (authn RegisterMafKey / RetrieveMafKey) as ESPrim / ESData keys
  */
 export * from './algorithms.ts'
 export * from './esdata.ts'
 export * from './esprim.ts'
 export * from './provisioning.ts'
+export * from './maf.ts'

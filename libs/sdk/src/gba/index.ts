@@ -26,6 +26,8 @@ import {
 } from '@m2msec/gba'
 
 export { createSimulatedUsim, type SimulatedUsim, type Usim, type UeBootstrapSession } from '@m2msec/gba'
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
+import { uaTlsPskProtocolId } from '@m2msec/crypto'
 export { UA_PROTOCOL_ID, uaTlsPskProtocolId } from '@m2msec/crypto'
 
 /** Options of {@link bootstrapOverHttp} and {@link createGbaUeClient}. */
@@ -164,4 +166,80 @@ export function createGbaUeClient(opts: GbaUeOptions): GbaUeClient {
     clear,
   }
   return client
+}
+
+/** Options of {@link gbaClientAssertion}. */
+export interface GbaAssertionOptions {
+  /** The UE; it bootstraps first when it has no current session. */
+  readonly ue: GbaUeClient
+  /** The authn entity the device is registered as (with a GBA credential naming its IMPI). */
+  readonly entityId: string
+  /** authn's MAF FQDN (its `maf.fqdn`): the NAF FQDN of Km. */
+  readonly mafFqdn: string
+  /** The token endpoint id (authn `token.endpointId`); default `m2msec-authn-token`. */
+  readonly audience?: string
+  /** Ua security protocol id of Km; default `01 00 01 00 ae`, the bootstrap service's RSPF default. */
+  readonly uaProtocolId?: Uint8Array
+  /** Assertion lifetime, seconds (at most 300); default 60. */
+  readonly lifetimeSec?: number
+}
+
+/** An HS256 client assertion signed with Km, and how to check authn's server proof. */
+export interface GbaAssertion {
+  /** For `IssueTokenRequest.assertion`. */
+  readonly assertion: string
+  /** The B-TID (KmID), the assertion's `kid`. */
+  readonly btid: string
+  readonly jti: string
+  /** True when `proof` (IssueTokenResponse.server_proof, HMAC type) was made with Km for this assertion. */
+  verifyServerProof(proof: string, accessTokenId: string): boolean
+}
+
+/**
+ * A client assertion for authn's IssueToken with the GBA session as credential (oneM2M GBA
+ * RSPF with authn as the MAF): HS256 with Km = Ks_NAF for `mafFqdn`, `kid` = the B-TID.
+ * authn fetches Km from the BSF over Zn the first time it sees the B-TID (docs/authn.md).
+ *
+ * @example
+ * ```ts
+ * const a = await gbaClientAssertion({ ue, entityId: 'urn:imei:490154203237518', mafFqdn: 'maf.example.com' })
+ * const res = await authn.issueToken({ tenant: 'acme', assertion: a.assertion })
+ * if (!a.verifyServerProof(res.serverProof, res.tokenId)) throw new Error('not our authn')
+ * ```
+ */
+export async function gbaClientAssertion(opts: GbaAssertionOptions): Promise<GbaAssertion> {
+  const { btid, key } = await opts.ue.ksNaf(opts.mafFqdn, opts.uaProtocolId ?? uaTlsPskProtocolId(0x00ae))
+  const jti = randomBytes(16).toString('base64url')
+  const now = Math.floor(Date.now() / 1000)
+  const part = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url')
+  const claims = {
+    iss: opts.entityId,
+    sub: opts.entityId,
+    aud: opts.audience ?? 'm2msec-authn-token',
+    iat: now,
+    exp: now + (opts.lifetimeSec ?? 60),
+    jti,
+  }
+  const input = `${part({ alg: 'HS256', kid: btid })}.${part(claims)}`
+  const assertion = `${input}.${createHmac('sha256', key).update(input).digest('base64url')}`
+  return {
+    assertion,
+    btid,
+    jti,
+    verifyServerProof(proof, accessTokenId) {
+      const expected = createHmac('sha256', key)
+        .update(
+          Buffer.concat([
+            Buffer.from('m2msec-server-proof'),
+            Buffer.of(0),
+            Buffer.from(jti),
+            Buffer.of(0),
+            Buffer.from(accessTokenId),
+          ]),
+        )
+        .digest()
+      const got = Buffer.from(proof, 'base64url')
+      return got.length === expected.length && timingSafeEqual(got, expected)
+    },
+  }
 }

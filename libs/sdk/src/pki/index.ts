@@ -17,7 +17,8 @@
  * ```
  */
 import 'reflect-metadata'
-import { webcrypto } from 'node:crypto'
+import { randomBytes, webcrypto } from 'node:crypto'
+import { importPKCS8, SignJWT } from 'jose'
 import { request } from 'node:https'
 import * as x509 from '@peculiar/x509'
 import { M2msecError, isErrorCode } from '@m2msec/errors'
@@ -187,4 +188,47 @@ export function createEstClient(opts: EstClientOptions): EstClient {
     simpleReenroll: (csrDer, current) =>
       enrol('simplereenroll', csrDer, { cert: current.certPem, key: current.keyPem }),
   }
+}
+
+/** Options of {@link certificateClientAssertion}. */
+export interface CertificateAssertionOptions {
+  /** PKCS#8 PEM of the device key (from {@link createKeyAndCsr}). */
+  readonly keyPem: string
+  /** The device certificate then its issuing CA (PEM, leaf first; the root is not needed). */
+  readonly chainPem: readonly string[]
+  /** The authn entity the certificate names (URI SAN = the entity id, or its full URI). */
+  readonly entityId: string
+  /** The token endpoint id (authn `token.endpointId`); default `m2msec-authn-token`. */
+  readonly audience?: string
+  /** Assertion lifetime, seconds (at most 300); default 60. */
+  readonly lifetimeSec?: number
+}
+
+/**
+ * An ES256 client assertion for authn's IssueToken with the EST-enrolled certificate as
+ * credential: header `x5c` = the chain, so authn validates it against the tenant's trust
+ * anchors (the tenant's PKI root CA) and its CRL without an AddCredential.
+ *
+ * @example
+ * ```ts
+ * const { assertion } = await certificateClientAssertion({ keyPem, chainPem: [certificatePem, issuingPem], entityId })
+ * ```
+ */
+export async function certificateClientAssertion(
+  opts: CertificateAssertionOptions,
+): Promise<{ assertion: string; jti: string }> {
+  const x5c = opts.chainPem.flatMap((pem) =>
+    x509.PemConverter.decode(pem).map((der) => Buffer.from(der).toString('base64')),
+  )
+  const key = await importPKCS8(opts.keyPem, 'ES256')
+  const jti = randomBytes(16).toString('base64url')
+  const assertion = await new SignJWT({ jti })
+    .setProtectedHeader({ alg: 'ES256', x5c })
+    .setIssuer(opts.entityId)
+    .setSubject(opts.entityId)
+    .setAudience(opts.audience ?? 'm2msec-authn-token')
+    .setIssuedAt()
+    .setExpirationTime(`${opts.lifetimeSec ?? 60}s`)
+    .sign(key)
+  return { assertion, jti }
 }

@@ -4,7 +4,8 @@
  * operation with the credential the header names. Every failure is an ERR_TOKEN_INVALID,
  * except an expired assertion (ERR_TOKEN_EXPIRED).
  *
- * Rules: compact JWS of at most `maxAssertionBytes`; header `alg` HS256 (with `kid`) or ES256
+ * Rules: compact JWS of at most `maxAssertionBytes`; header `alg` HS256 (with `kid`: a
+ * credential id, or a B-TID for GBA) or ES256
  * (with `kid`, or with `x5c` and no `kid`); no `crit`, `jku`, `jwk`, `x5u`; claims
  * `iss` = `sub` (the entity id), `aud` = the token endpoint id (a string or a one-element
  * array), numeric `iat` and `exp` with 0 < exp - iat <= maxAssertionLifetimeSec, `jti` of
@@ -12,6 +13,7 @@
  * `nbf` - skew <= now.
  */
 import { M2msecError } from '@m2msec/errors'
+import { BTID_PATTERN } from './model.ts'
 import type { AuthnSettings } from './ports.ts'
 
 /** The accepted assertion algorithms. */
@@ -94,7 +96,9 @@ export function parseAssertion(
     if (header[name] !== undefined) throw bad(`header ${name} is not accepted`)
   }
   const kid = header['kid']
-  if (kid !== undefined && (typeof kid !== 'string' || !KID.test(kid))) throw bad('kid is malformed')
+  if (kid !== undefined && (typeof kid !== 'string' || !(KID.test(kid) || BTID_PATTERN.test(kid)))) {
+    throw bad('kid is malformed')
+  }
   const x5cRaw = header['x5c']
   let x5c: string[] | undefined
   if (x5cRaw !== undefined) {

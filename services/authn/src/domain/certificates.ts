@@ -3,8 +3,10 @@
  * and validation of an entity's chain: RFC 5280 path to a trust anchor (signatures, validity
  * at the given time, basicConstraints cA and pathLen, keyUsage keyCertSign on CAs and
  * digitalSignature on the leaf), a P-256 leaf key (ES256), and the name binding (a URI
- * subjectAltName equal to the entity id; only when the leaf has no URI SAN, its subject CN).
- * Not checked: revocation (CRL/OCSP), nameConstraints and policies.
+ * subjectAltName equal to the entity id, or for an absolute id `//…` equal to it with a URI
+ * scheme in front, the "full URI" of TS-0003 §8.1.2.1; only when the leaf has no URI SAN,
+ * its subject CN). Revocation is checked by the token operation through the
+ * CertificateRevocation port (revocation.ts); nameConstraints and policies are not checked.
  */
 import 'reflect-metadata'
 import * as x509 from '@peculiar/x509'
@@ -29,6 +31,9 @@ export interface ValidatedCertificate {
   readonly publicKey: KeyObject
   /** The chain as given, PEM, leaf first. */
   readonly chainPem: string
+  readonly leaf: x509.X509Certificate
+  /** The certificate that signed the leaf (an intermediate or the trust anchor). */
+  readonly issuer: x509.X509Certificate
 }
 
 function invalid(message: string): M2msecError {
@@ -117,10 +122,21 @@ function uriSans(cert: x509.X509Certificate): string[] {
     .map((n) => n.value)
 }
 
-/** True when the leaf names the entity (URI SAN equal to the id; CN only without URI SANs). */
+/** `m2m://sp/cse/Cae` → `//sp/cse/Cae`; undefined for a URI without an authority. */
+function withoutScheme(uri: string): string | undefined {
+  return /^[A-Za-z][A-Za-z0-9+.-]*:(\/\/.+)$/.exec(uri)?.[1]
+}
+
+/**
+ * True when the leaf names the entity: a URI SAN equal to the id, or, for an absolute id
+ * (`//<SP-domain>/…`), a URI SAN that is the id with a scheme in front (`m2m://acme.example/in-cse/Cae1`
+ * names `//acme.example/in-cse/Cae1`); the subject CN only when the leaf has no URI SAN.
+ */
 export function namesEntity(cert: x509.X509Certificate, entityId: string): boolean {
   const uris = uriSans(cert)
-  if (uris.length > 0) return uris.includes(entityId)
+  if (uris.length > 0) {
+    return uris.some((u) => u === entityId || (entityId.startsWith('//') && withoutScheme(u) === entityId))
+  }
   return cert.subjectName.getField('CN').includes(entityId)
 }
 
@@ -168,6 +184,7 @@ export async function validateChain(
 
   const trusted = anchors.map((a) => new x509.X509Certificate(a.pem))
   let current = leaf
+  let issuer: x509.X509Certificate | undefined
   const used = new Set<x509.X509Certificate>()
   for (let below = 0; ; below++) {
     for (const anchor of trusted) {
@@ -182,6 +199,8 @@ export async function validateChain(
         notAfter: leaf.notAfter,
         publicKey,
         chainPem: chain.map((c) => c.toString('pem')).join('\n'),
+        leaf,
+        issuer: issuer ?? anchor,
       }
     }
     let next: x509.X509Certificate | undefined
@@ -199,6 +218,7 @@ export async function validateChain(
     if (!validAt(next, at)) throw invalid('an intermediate certificate is expired or not yet valid')
     if (bc.pathLength !== undefined && bc.pathLength < below) throw invalid('intermediate pathLen exceeded')
     used.add(next)
+    issuer ??= next
     current = next
   }
 }

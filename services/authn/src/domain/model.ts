@@ -49,8 +49,11 @@ export const ENTITY_KINDS = ['AE', 'CSE', 'DEVICE', 'GATEWAY'] as const
 export type EntityKind = (typeof ENTITY_KINDS)[number]
 /** Lifecycle state of an entity. */
 export type EntityState = 'ENABLED' | 'DISABLED'
-/** Kinds of credential. */
-export type CredentialType = 'SYMMETRIC' | 'CERTIFICATE'
+/**
+ * Kinds of credential. GBA covers a subscription (an IMPI bound to the entity, no key) and
+ * the bootstrapping sessions authn registers for it (id = B-TID, key = Km in the KMS).
+ */
+export type CredentialType = 'SYMMETRIC' | 'CERTIFICATE' | 'GBA'
 /** Lifecycle state of a credential. */
 export type CredentialState = 'ACTIVE' | 'REVOKED'
 
@@ -72,6 +75,13 @@ export interface CredentialRecord {
   readonly certificateSubject?: string
   /** CERTIFICATE: base64url SHA-256 of the leaf DER (`x5t#S256`). */
   readonly certificateSha256?: string
+  /** GBA: the subscriber's IMPI. */
+  readonly gbaImpi?: string
+  /**
+   * GBA session (id = B-TID, `kmsKeyId` = Km): the subscription credential it belongs to.
+   * Absent on the subscription itself.
+   */
+  readonly gbaSubscriptionId?: string
   readonly createdAt: string
   readonly revokedAt?: string
 }
@@ -113,7 +123,18 @@ export const CREDENTIAL_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/
 export const ROLE_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/
 
 /** Levels of assurance (1-4) of the credential types. */
-export const LOA: Readonly<Record<CredentialType, number>> = { SYMMETRIC: 2, CERTIFICATE: 3 }
+export const LOA: Readonly<Record<CredentialType, number>> = { SYMMETRIC: 2, CERTIFICATE: 3, GBA: 2 }
+
+/** True for a GBA bootstrapping session credential (id = B-TID, key = Km). */
+export function isGbaSession(c: CredentialRecord): boolean {
+  return c.type === 'GBA' && c.gbaSubscriptionId !== undefined
+}
+
+/** B-TIDs (TS 33.220 §4.5.2): base64(RAND)@BSF server name. */
+export const BTID_PATTERN = /^[A-Za-z0-9+/]{1,64}={0,2}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})$/
+
+/** IMPIs as authn accepts them: 1-256 printable ASCII characters without spaces. */
+export const IMPI_PATTERN = /^[\x21-\x7e]{1,256}$/
 
 /** Size limits of the registry and the token endpoint. */
 export const LIMITS = {
@@ -132,6 +153,8 @@ export const LIMITS = {
   mafTargets: 64,
   mafLabels: 32,
   sessionGrantees: 8,
+  /** GBA session credentials kept per entity (expired ones are dropped first, then the oldest). */
+  gbaSessions: 8,
 } as const
 
 /** A MAF client registration (TS-0003 §8.8.2.3): one per entity. */

@@ -2,6 +2,7 @@
  * The ports the authn domain needs. Adapters live in `store/`, `events/` and `kms/`; unit
  * tests use the in-memory fakes in `test/unit/fakes.ts`.
  */
+import type { X509Certificate } from '@peculiar/x509'
 import type { Caller, EntityRecord, MafClientRecord, MafKeyRecord, SessionKeyRecord, TenantRecord } from './model.ts'
 
 /** A value with the store revision it was read at (for compare-and-set updates). */
@@ -130,6 +131,35 @@ export interface TenantKms {
   ): Promise<KmsKeyInfo>
   /** Makes a key unusable at once and destroys it at `destroyAfter` (at least a minute ahead). */
   scheduleDestruction(tenant: string, keyId: string, destroyAfter: Date): Promise<void>
+}
+
+/** Km of a GBA bootstrapping session, as the BSF hands it to authn over Zn. */
+export interface GbaMafKey {
+  /** The KMS key handle (HMAC_SHA256, in the tenant's scope) authn may MAC and VERIFY_MAC with. */
+  readonly keyId: string
+  readonly impi: string
+  readonly bootstrappedAt: Date
+  readonly expiresAt: Date
+}
+
+/**
+ * Zn towards the BSF (the bootstrap service), with authn as the NAF: the MAF of oneM2M's GBA
+ * RSPF (TS-0003 §8.3.2.3). `mafKey` returns Km = Ks_NAF for authn's MAF FQDN of the session
+ * `btid` of `tenant`. Errors: ERR_NOT_FOUND (unknown B-TID, or one of another tenant),
+ * ERR_FAILED_PRECONDITION with `details.reason` `BTID_EXPIRED`, ERR_PERMISSION_DENIED (the
+ * BSF's Zn policy does not name authn), ERR_UNAVAILABLE.
+ */
+export interface GbaZn {
+  mafKey(tenant: string, btid: string): Promise<GbaMafKey>
+}
+
+/**
+ * Revocation status of a certificate that validated to a trust anchor. `check` resolves when
+ * the certificate is not revoked (or carries no revocation pointer the checker uses), throws
+ * ERR_TOKEN_REVOKED when it is revoked and ERR_UNAVAILABLE when its status cannot be learnt.
+ */
+export interface CertificateRevocation {
+  check(leaf: X509Certificate, issuer: X509Certificate): Promise<void>
 }
 
 /** Authentication failures of one key (an entity or a source) as all replicas share them. */
@@ -315,6 +345,10 @@ export interface AuthnDeps {
   readonly clock: Clock
   readonly random: Random
   readonly settings: AuthnSettings
+  /** Zn to the BSF for GBA credentials; absent = B-TIDs are refused like unknown kids. */
+  readonly gba?: GbaZn
+  /** Certificate revocation checks; absent = not checked. */
+  readonly revocation?: CertificateRevocation
   /** Logged, never thrown: event publishing failures. */
   readonly onBackgroundError?: (err: unknown) => void
 }

@@ -101,14 +101,17 @@ export function kindFromProto(kind: pb.EntityKind): EntityKind | undefined {
   return (Object.keys(KINDS) as EntityKind[]).find((k) => KINDS[k] === kind)
 }
 
+const CREDENTIAL_TYPES: Readonly<Record<CredentialRecord['type'], pb.CredentialType>> = {
+  SYMMETRIC: pb.CredentialType.CREDENTIAL_TYPE_SYMMETRIC,
+  CERTIFICATE: pb.CredentialType.CREDENTIAL_TYPE_CERTIFICATE,
+  GBA: pb.CredentialType.CREDENTIAL_TYPE_GBA,
+}
+
 /** A credential as the API shows it (ids and metadata, never key material). */
 export function credentialToProto(c: CredentialRecord): pb.Credential {
   return pb.Credential.fromPartial({
     id: c.id,
-    type:
-      c.type === 'SYMMETRIC'
-        ? pb.CredentialType.CREDENTIAL_TYPE_SYMMETRIC
-        : pb.CredentialType.CREDENTIAL_TYPE_CERTIFICATE,
+    type: CREDENTIAL_TYPES[c.type],
     state:
       c.state === 'ACTIVE' ? pb.CredentialState.CREDENTIAL_STATE_ACTIVE : pb.CredentialState.CREDENTIAL_STATE_REVOKED,
     notBefore: new Date(c.notBefore),
@@ -118,6 +121,8 @@ export function credentialToProto(c: CredentialRecord): pb.Credential {
     certificateSha256Thumbprint: c.certificateSha256 ?? '',
     createdAt: new Date(c.createdAt),
     revokedAt: date(c.revokedAt),
+    gbaImpi: c.gbaImpi ?? '',
+    gbaSubscriptionId: c.gbaSubscriptionId ?? '',
   })
 }
 
@@ -149,6 +154,7 @@ export function addCredentialFromProto(r: pb.AddCredentialRequest): AddCredentia
   if (c.$case === 'certificate') {
     return { ...base, credential: { type: 'CERTIFICATE', chainPem: c.value.certificateChainPem } }
   }
+  if (c.$case === 'gba') return { ...base, credential: { type: 'GBA', impi: c.value.impi } }
   const s = c.value.source
   if (s === undefined) {
     throw new M2msecError('ERR_INVALID_ARGUMENT', 'symmetric.source is required', { field: 'symmetric' })

@@ -50,6 +50,9 @@ export function createAuthnGrpcService(ops: AuthnOperations, opts: { mafFqdn: st
     async setTrustAnchors(r, { principal }) {
       return { tenant: tenantToProto(await ops.setTrustAnchors(principal, r.trustAnchorsPem)) }
     },
+    async addTrustAnchors(r, { principal }) {
+      return { tenant: tenantToProto(await ops.addTrustAnchors(principal, r.trustAnchorsPem)) }
+    },
     async registerEntity(r, { principal }) {
       const entity = await ops.registerEntity(principal, {
         entityId: r.entityId,

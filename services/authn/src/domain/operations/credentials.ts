@@ -1,8 +1,9 @@
 /**
  * AddCredential and RevokeCredential. Symmetric credentials are HMAC_SHA256 keys in the
  * tenant's KMS scope (generated, existing or imported); certificate credentials are PEM
- * chains validated against the tenant's trust anchors. Each has a validity window, so a new
- * credential can overlap the old one and rotation has no gap.
+ * chains validated against the tenant's trust anchors (and not revoked); GBA credentials bind
+ * a subscriber's IMPI to the entity (its sessions are registered by IssueToken, gba.ts). Each
+ * has a validity window, so a new credential can overlap the old one and rotation has no gap.
  */
 import { M2msecError, isM2msecError } from '@m2msec/errors'
 import { loadEnabledCallerTenant, loadEntity, requireAdmin } from '../access.ts'
@@ -10,7 +11,15 @@ import { audited, publishInBackground } from '../audit.ts'
 import { parsePemCertificates, validateChain } from '../certificates.ts'
 import { base32Id } from '../ids.ts'
 import { parsePublicJwk } from '../jwk.ts'
-import { CREDENTIAL_ID_PATTERN, LIMITS, type Caller, type CredentialRecord, type EntityRecord } from '../model.ts'
+import {
+  CREDENTIAL_ID_PATTERN,
+  IMPI_PATTERN,
+  LIMITS,
+  isGbaSession,
+  type Caller,
+  type CredentialRecord,
+  type EntityRecord,
+} from '../model.ts'
 import type { AuthnDeps, KmsKeyInfo } from '../ports.ts'
 import { updateEntity } from './entities.ts'
 
@@ -29,6 +38,7 @@ export interface AddCredentialInput {
   readonly credential:
     | { readonly type: 'SYMMETRIC'; readonly source: SymmetricSource }
     | { readonly type: 'CERTIFICATE'; readonly chainPem: string }
+    | { readonly type: 'GBA'; readonly impi: string }
     | undefined
 }
 
@@ -57,8 +67,9 @@ function withCredential(entity: EntityRecord, credential: CredentialRecord): Ent
       credentialId: credential.id,
     })
   }
+  // GBA sessions have their own bound (gba.ts); they do not use up the entity's 16.
   const active = entity.credentials.filter((c) => c.state === 'ACTIVE')
-  if (active.length >= LIMITS.credentialsPerEntity) {
+  if (active.filter((c) => !isGbaSession(c)).length >= LIMITS.credentialsPerEntity) {
     throw new M2msecError('ERR_FAILED_PRECONDITION', 'the entity has 16 active credentials; revoke one first')
   }
   const revoked = entity.credentials
@@ -95,6 +106,9 @@ export async function addCredential(
   if (spec.type === 'CERTIFICATE' && Buffer.byteLength(spec.chainPem) > LIMITS.chainPemBytes) {
     throw invalid('certificate chain is larger than 16 KiB', 'certificate')
   }
+  if (spec.type === 'GBA' && !IMPI_PATTERN.test(spec.impi)) {
+    throw invalid('impi must be 1-256 printable ASCII characters', 'gba.impi')
+  }
   const deliverTo =
     spec.type === 'SYMMETRIC' && spec.source.kind === 'generate' && (spec.source.deliverToPublicJwk ?? '') !== ''
       ? spec.source.deliverToPublicJwk
@@ -125,7 +139,14 @@ export async function addCredential(
         if (v.notBefore.getTime() > notBefore.getTime()) notBefore = v.notBefore
         if (notAfter === undefined || v.notAfter.getTime() < notAfter.getTime()) notAfter = v.notAfter
         if (notAfter.getTime() <= notBefore.getTime()) throw invalid('the validity window is empty', 'not_after')
+        await deps.revocation?.check(v.leaf, v.issuer)
         material = { certificateChainPem: v.chainPem, certificateSubject: v.subject, certificateSha256: v.sha256 }
+      } else if (spec.type === 'GBA') {
+        const impi = spec.impi
+        if (entity.credentials.some((c) => c.type === 'GBA' && c.gbaImpi === impi && c.state === 'ACTIVE')) {
+          throw new M2msecError('ERR_ALREADY_EXISTS', 'the entity has an active GBA credential for this IMPI')
+        }
+        material = { gbaImpi: impi }
       } else {
         const source = spec.source
         let key: KmsKeyInfo

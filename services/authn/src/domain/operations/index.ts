@@ -10,7 +10,14 @@ import { createSigningKeys, type SigningKeys } from '../signing-keys.ts'
 import { addCredential, revokeCredential, type AddCredentialInput } from './credentials.ts'
 import { disableEntity, getEntity, listEntities, registerEntity, type RegisterEntityInput } from './entities.ts'
 import { issueToken, type IssueTokenInput } from './issue-token.ts'
-import { createTenant, disableTenant, listTenants, setTrustAnchors, type CreateTenantInput } from './tenants.ts'
+import {
+  addTrustAnchors,
+  createTenant,
+  disableTenant,
+  listTenants,
+  setTrustAnchors,
+  type CreateTenantInput,
+} from './tenants.ts'
 import { introspect, platformJwks, revokeToken, rotateSigningKey, tenantJwks } from './tokens.ts'
 import {
   deregisterMafClient,
@@ -54,6 +61,7 @@ export function createAuthnOperations(deps: AuthnDeps) {
     listTenants: (c: Caller, r: { pageSize: number; pageToken: string }) => listTenants(deps, c, r),
     disableTenant: (c: Caller, tenantId: string) => disableTenant(deps, c, tenantId),
     setTrustAnchors: (c: Caller, pems: readonly string[]) => setTrustAnchors(deps, c, pems),
+    addTrustAnchors: (c: Caller, pems: readonly string[]) => addTrustAnchors(deps, c, pems),
     registerEntity: (c: Caller, i: RegisterEntityInput) => registerEntity(deps, c, i),
     getEntity: (c: Caller, entityId: string) => getEntity(deps, c, entityId),
     listEntities: (c: Caller, r: { pageSize: number; pageToken: string }) => listEntities(deps, c, r),

@@ -17,12 +17,15 @@ import {
   validateChain,
   type ValidatedCertificate,
 } from '../certificates.ts'
+import { checkGbaSession, resolveGbaSession, withGbaSession } from '../gba.ts'
 import { base32Id } from '../ids.ts'
 import { jwkThumbprint, parsePublicJwk } from '../jwk.ts'
 import {
+  BTID_PATTERN,
   LIMITS,
   LOA,
   TENANT_ID_PATTERN,
+  isGbaSession,
   type CredentialRecord,
   type EntityRecord,
   type TenantRecord,
@@ -32,6 +35,8 @@ import type { AuthnDeps } from '../ports.ts'
 import type { Pseudonyms } from '../pseudonyms.ts'
 import type { SigningKeys } from '../signing-keys.ts'
 import { ACCESS_TOKEN_TYP, SERVER_PROOF_TYP, serverProofInput } from '../tokens.ts'
+import { publishInBackground } from '../audit.ts'
+import { updateEntity } from './entities.ts'
 
 /** IssueToken input. */
 export interface IssueTokenInput {
@@ -100,9 +105,60 @@ async function validateForToken(
   }
 }
 
-/** What the assertion proved: which credential, and how to make the server proof. */
+/**
+ * What the assertion proved: which credential, and how to make the server proof. A GBA
+ * session seen for the first time is registered once the signature verified (`register`).
+ */
 type Authenticated =
-  { readonly type: 'SYMMETRIC'; readonly kmsKeyId: string } | { readonly type: 'CERTIFICATE'; readonly x5tS256: string }
+  | {
+      readonly type: 'SYMMETRIC' | 'GBA'
+      readonly kmsKeyId: string
+      readonly register?: CredentialRecord
+    }
+  | { readonly type: 'CERTIFICATE'; readonly x5tS256: string }
+
+async function verifyHs256(deps: AuthnDeps, tenant: TenantRecord, keyId: string, a: ParsedAssertion): Promise<void> {
+  let ok: boolean
+  try {
+    ok = await deps.kms.verifyMac(tenant.id, keyId, a.signingInput, a.signature)
+  } catch (err) {
+    if (isM2msecError(err) && err.status !== 'UNAVAILABLE' && err.status !== 'INTERNAL') {
+      throw refused(`credential key unusable: ${err.code}`)
+    }
+    throw err
+  }
+  if (!ok) throw refused('HS256 signature does not verify')
+}
+
+/** HS256 with kid = a B-TID: a registered GBA session, or one the BSF knows (gba.ts). */
+async function verifyGba(
+  deps: AuthnDeps,
+  a: ParsedAssertion,
+  tenant: TenantRecord,
+  entity: EntityRecord,
+  now: Date,
+): Promise<Authenticated> {
+  if (a.alg !== 'HS256') throw refused('a B-TID kid needs alg HS256')
+  const btid = a.kid as string
+  const known = entity.credentials.find((c) => c.id === btid && isGbaSession(c))
+  if (known !== undefined) {
+    const keyId = checkGbaSession(entity, known, now)
+    await verifyHs256(deps, tenant, keyId, a)
+    return { type: 'GBA', kmsKeyId: keyId }
+  }
+  const session = await resolveGbaSession(deps, tenant, entity, btid, now)
+  await verifyHs256(deps, tenant, session.kmsKeyId as string, a)
+  return { type: 'GBA', kmsKeyId: session.kmsKeyId as string, register: session }
+}
+
+async function registerGbaSession(deps: AuthnDeps, tenant: TenantRecord, entity: EntityRecord, c: CredentialRecord) {
+  const now = deps.clock.now()
+  await updateEntity(deps, { tenant: tenant.id, id: 'authn', roles: [] }, entity.id, (cur) => {
+    if (cur.state !== 'ENABLED') throw refused('entity disabled')
+    return withGbaSession(cur, c, now)
+  })
+  publishInBackground(deps, { type: 'credential.added', tenant: tenant.id, entityId: entity.id, credentialId: c.id })
+}
 
 async function verifyAssertion(
   deps: AuthnDeps,
@@ -113,23 +169,16 @@ async function verifyAssertion(
 ): Promise<Authenticated> {
   let certificate: ValidatedCertificate
   if (a.kid !== undefined) {
+    if (BTID_PATTERN.test(a.kid)) return verifyGba(deps, a, tenant, entity, now)
     const cred = entity.credentials.find((c) => c.id === a.kid)
     if (cred === undefined) throw refused('unknown kid')
     if (!usableAt(cred, now)) throw refused('credential revoked or outside its validity window')
+    if (cred.type === 'GBA') throw refused('a GBA subscription has no key: the kid must be a B-TID')
     if ((cred.type === 'SYMMETRIC' ? 'HS256' : 'ES256') !== a.alg)
       throw refused(`alg ${a.alg} does not fit a ${cred.type} credential`)
     if (cred.type === 'SYMMETRIC') {
       const keyId = cred.kmsKeyId as string
-      let ok: boolean
-      try {
-        ok = await deps.kms.verifyMac(tenant.id, keyId, a.signingInput, a.signature)
-      } catch (err) {
-        if (isM2msecError(err) && err.status !== 'UNAVAILABLE' && err.status !== 'INTERNAL') {
-          throw refused(`credential key unusable: ${err.code}`)
-        }
-        throw err
-      }
-      if (!ok) throw refused('HS256 signature does not verify')
+      await verifyHs256(deps, tenant, keyId, a)
       return { type: 'SYMMETRIC', kmsKeyId: keyId }
     }
     const chain = parsePemCertificates(cred.certificateChainPem ?? '', 'stored chain')
@@ -150,6 +199,8 @@ async function verifyAssertion(
     a.signature,
   )
   if (!valid) throw refused('ES256 signature does not verify')
+  // After the signature: only the key holder learns that its certificate is revoked.
+  await deps.revocation?.check(certificate.leaf, certificate.issuer)
   return { type: 'CERTIFICATE', x5tS256: certificate.sha256 }
 }
 
@@ -187,6 +238,7 @@ async function run(
   if (!(await deps.jti.claim(tenant.id, entity.id, a.jti))) {
     throw new M2msecError('ERR_REPLAY', 'assertion already used (jti)')
   }
+  if (auth.type === 'GBA' && auth.register !== undefined) await registerGbaSession(deps, tenant, entity, auth.register)
 
   const tokenId = base32Id(deps.random)
   const iat = Math.floor(now.getTime() / 1000)
@@ -208,7 +260,7 @@ async function run(
   }
   const [accessToken, proof] = await Promise.all([
     signing.sign(tenant, { typ: ACCESS_TOKEN_TYP }, claims),
-    auth.type === 'SYMMETRIC'
+    auth.type !== 'CERTIFICATE'
       ? deps.kms
           .mac(tenant.id, auth.kmsKeyId, serverProofInput(a.jti, tokenId))
           .then((mac) => Buffer.from(mac).toString('base64url'))
@@ -223,7 +275,7 @@ async function run(
     tokenId,
     expiresAt: new Date(exp * 1000),
     loa,
-    proofType: auth.type === 'SYMMETRIC' ? 'HMAC_SHA256' : 'JWS_ES256',
+    proofType: auth.type === 'CERTIFICATE' ? 'JWS_ES256' : 'HMAC_SHA256',
     proof,
   }
 }

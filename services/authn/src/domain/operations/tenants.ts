@@ -156,3 +156,31 @@ export async function setTrustAnchors(deps: AuthnDeps, caller: Caller, pems: rea
     { mutating: true },
   )
 }
+
+/**
+ * AddTrustAnchors (tenant admin): adds CA certificates to the tenant's trust anchors (e.g. the
+ * root CA of the tenant's PKI in the bootstrap service); anchors already present are kept once.
+ * ERR_INVALID_ARGUMENT when one does not parse or the total would exceed 16.
+ */
+export async function addTrustAnchors(deps: AuthnDeps, caller: Caller, pems: readonly string[]): Promise<TenantRecord> {
+  requireAdmin(caller, 'AddTrustAnchors')
+  const added = parseTrustAnchors(pems)
+  await loadCallerTenant(deps, caller)
+  return audited(
+    deps,
+    caller,
+    { action: 'authn.AddTrustAnchors', resource: `tenant/${caller.tenant}`, details: { count: added.length } },
+    () =>
+      updateTenant(deps, caller.tenant, (cur) => {
+        const fresh = added.filter((a) => !cur.trustAnchors.some((t) => t.sha256 === a.sha256))
+        const trustAnchors = [...cur.trustAnchors, ...fresh]
+        if (trustAnchors.length > LIMITS.trustAnchors) {
+          throw new M2msecError('ERR_INVALID_ARGUMENT', `at most ${LIMITS.trustAnchors} trust anchors`, {
+            field: 'trust_anchors_pem',
+          })
+        }
+        return { ...cur, trustAnchors }
+      }),
+    { mutating: true },
+  )
+}

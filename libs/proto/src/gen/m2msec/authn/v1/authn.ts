@@ -216,6 +216,14 @@ export enum CredentialType {
    * ES256 JWTs (level of assurance 3).
    */
   CREDENTIAL_TYPE_CERTIFICATE = 2,
+  /**
+   * CREDENTIAL_TYPE_GBA - GBA (3GPP TS 33.220, oneM2M GBA RSPF): either a subscription (the IMPI of the entity's
+   * USIM, added by an admin), or a bootstrapping session of that subscription (id = the
+   * B-TID, key = Km = Ks_NAF for authn's MAF FQDN held in the KMS, validity = the session
+   * lifetime) that authn registers when the entity first presents the B-TID as `kid` of an
+   * HS256 assertion (level of assurance 2).
+   */
+  CREDENTIAL_TYPE_GBA = 3,
   UNRECOGNIZED = -1,
 }
 
@@ -230,6 +238,9 @@ export function credentialTypeFromJSON(object: any): CredentialType {
     case 2:
     case "CREDENTIAL_TYPE_CERTIFICATE":
       return CredentialType.CREDENTIAL_TYPE_CERTIFICATE;
+    case 3:
+    case "CREDENTIAL_TYPE_GBA":
+      return CredentialType.CREDENTIAL_TYPE_GBA;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -245,6 +256,8 @@ export function credentialTypeToJSON(object: CredentialType): string {
       return "CREDENTIAL_TYPE_SYMMETRIC";
     case CredentialType.CREDENTIAL_TYPE_CERTIFICATE:
       return "CREDENTIAL_TYPE_CERTIFICATE";
+    case CredentialType.CREDENTIAL_TYPE_GBA:
+      return "CREDENTIAL_TYPE_GBA";
     case CredentialType.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -487,6 +500,18 @@ export interface SetTrustAnchorsResponse {
   tenant?: Tenant | undefined;
 }
 
+/** AddTrustAnchors input. */
+export interface AddTrustAnchorsRequest {
+  /** PEM CA certificates to add (see CreateTenantRequest). */
+  trustAnchorsPem: string[];
+}
+
+/** AddTrustAnchors output. */
+export interface AddTrustAnchorsResponse {
+  /** The tenant after the change. */
+  tenant?: Tenant | undefined;
+}
+
 /** A registered entity. */
 export interface Entity {
   /** The entity id (oneM2M form, see EntityKind); the `sub` of its tokens. */
@@ -548,7 +573,16 @@ export interface Credential {
     | Date
     | undefined;
   /** When the credential was revoked; unset while active. */
-  revokedAt?: Date | undefined;
+  revokedAt?:
+    | Date
+    | undefined;
+  /** GBA: the subscriber's IMPI. */
+  gbaImpi: string;
+  /**
+   * GBA session: the id of the subscription credential it belongs to (its own id is the
+   * B-TID); empty for a subscription.
+   */
+  gbaSubscriptionId: string;
 }
 
 /** RegisterEntity input. */
@@ -661,6 +695,15 @@ export interface CertificateCredential {
   certificateChainPem: string;
 }
 
+/**
+ * A GBA subscription credential: the entity authenticates with the keys of GBA
+ * bootstrapping sessions of this subscriber (docs/authn.md, "GBA credentials").
+ */
+export interface GbaCredential {
+  /** The IMPI of the entity's USIM, as the BSF knows it (1-256 printable ASCII characters). */
+  impi: string;
+}
+
 /** AddCredential input. */
 export interface AddCredentialRequest {
   /** The entity that gets the credential. */
@@ -692,6 +735,9 @@ export interface AddCredentialRequest {
     | //
     /** An X.509 certificate. */
     { $case: "certificate"; value: CertificateCredential }
+    | //
+    /** A GBA subscription. */
+    { $case: "gba"; value: GbaCredential }
     | undefined;
 }
 
@@ -728,7 +774,7 @@ export interface IssueTokenRequest {
   tenant: string;
   /**
    * The signed assertion (compact JWS, at most 8 KiB): header alg HS256 (kid = a SYMMETRIC
-   * credential id) or ES256 (kid = a CERTIFICATE credential id, or no kid and an x5c chain
+   * credential id, or a B-TID of a GBA subscription of the entity) or ES256 (kid = a CERTIFICATE credential id, or no kid and an x5c chain
    * that validates like a certificate credential); claims iss = sub = entity id, aud = the
    * token endpoint id, iat, exp (exp - iat at most 300 s), jti (1-128 printable ASCII
    * characters, single use); optional nbf; optional cnf.jkt that must equal the thumbprint
@@ -2074,6 +2120,148 @@ export const SetTrustAnchorsResponse: MessageFns<SetTrustAnchorsResponse> = {
   },
 };
 
+function createBaseAddTrustAnchorsRequest(): AddTrustAnchorsRequest {
+  return { trustAnchorsPem: [] };
+}
+
+export const AddTrustAnchorsRequest: MessageFns<AddTrustAnchorsRequest> = {
+  encode(message: AddTrustAnchorsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.trustAnchorsPem) {
+      writer.uint32(10).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AddTrustAnchorsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAddTrustAnchorsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.trustAnchorsPem.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AddTrustAnchorsRequest {
+    return {
+      trustAnchorsPem: globalThis.Array.isArray(object?.trustAnchorsPem)
+        ? object.trustAnchorsPem.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.trust_anchors_pem)
+        ? object.trust_anchors_pem.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: AddTrustAnchorsRequest): unknown {
+    const obj: any = {};
+    if (message.trustAnchorsPem?.length) {
+      obj.trustAnchorsPem = message.trustAnchorsPem;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AddTrustAnchorsRequest>, I>>(base?: I): AddTrustAnchorsRequest {
+    return AddTrustAnchorsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AddTrustAnchorsRequest>, I>>(object: I): AddTrustAnchorsRequest {
+    const message = createBaseAddTrustAnchorsRequest();
+    message.trustAnchorsPem = object.trustAnchorsPem?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseAddTrustAnchorsResponse(): AddTrustAnchorsResponse {
+  return { tenant: undefined };
+}
+
+export const AddTrustAnchorsResponse: MessageFns<AddTrustAnchorsResponse> = {
+  encode(message: AddTrustAnchorsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.tenant !== undefined) {
+      Tenant.encode(message.tenant, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AddTrustAnchorsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAddTrustAnchorsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.tenant = Tenant.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AddTrustAnchorsResponse {
+    return { tenant: isSet(object.tenant) ? Tenant.fromJSON(object.tenant) : undefined };
+  },
+
+  toJSON(message: AddTrustAnchorsResponse): unknown {
+    const obj: any = {};
+    if (message.tenant !== undefined) {
+      obj.tenant = Tenant.toJSON(message.tenant);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AddTrustAnchorsResponse>, I>>(base?: I): AddTrustAnchorsResponse {
+    return AddTrustAnchorsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AddTrustAnchorsResponse>, I>>(object: I): AddTrustAnchorsResponse {
+    const message = createBaseAddTrustAnchorsResponse();
+    message.tenant = (object.tenant !== undefined && object.tenant !== null)
+      ? Tenant.fromPartial(object.tenant)
+      : undefined;
+    return message;
+  },
+};
+
 function createBaseEntity(): Entity {
   return {
     id: "",
@@ -2420,6 +2608,8 @@ function createBaseCredential(): Credential {
     certificateSha256Thumbprint: "",
     createdAt: undefined,
     revokedAt: undefined,
+    gbaImpi: "",
+    gbaSubscriptionId: "",
   };
 }
 
@@ -2454,6 +2644,12 @@ export const Credential: MessageFns<Credential> = {
     }
     if (message.revokedAt !== undefined) {
       Timestamp.encode(toTimestamp(message.revokedAt), writer.uint32(82).fork()).join();
+    }
+    if (message.gbaImpi !== "") {
+      writer.uint32(90).string(message.gbaImpi);
+    }
+    if (message.gbaSubscriptionId !== "") {
+      writer.uint32(98).string(message.gbaSubscriptionId);
     }
     return writer;
   },
@@ -2551,6 +2747,22 @@ export const Credential: MessageFns<Credential> = {
             message.revokedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.gbaImpi = reader.string();
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.gbaSubscriptionId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2603,6 +2815,16 @@ export const Credential: MessageFns<Credential> = {
         : isSet(object.revoked_at)
         ? fromJsonTimestamp(object.revoked_at)
         : undefined,
+      gbaImpi: isSet(object.gbaImpi)
+        ? globalThis.String(object.gbaImpi)
+        : isSet(object.gba_impi)
+        ? globalThis.String(object.gba_impi)
+        : "",
+      gbaSubscriptionId: isSet(object.gbaSubscriptionId)
+        ? globalThis.String(object.gbaSubscriptionId)
+        : isSet(object.gba_subscription_id)
+        ? globalThis.String(object.gba_subscription_id)
+        : "",
     };
   },
 
@@ -2638,6 +2860,12 @@ export const Credential: MessageFns<Credential> = {
     if (message.revokedAt !== undefined) {
       obj.revokedAt = message.revokedAt.toISOString();
     }
+    if (message.gbaImpi !== "") {
+      obj.gbaImpi = message.gbaImpi;
+    }
+    if (message.gbaSubscriptionId !== "") {
+      obj.gbaSubscriptionId = message.gbaSubscriptionId;
+    }
     return obj;
   },
 
@@ -2656,6 +2884,8 @@ export const Credential: MessageFns<Credential> = {
     message.certificateSha256Thumbprint = object.certificateSha256Thumbprint ?? "";
     message.createdAt = object.createdAt ?? undefined;
     message.revokedAt = object.revokedAt ?? undefined;
+    message.gbaImpi = object.gbaImpi ?? "";
+    message.gbaSubscriptionId = object.gbaSubscriptionId ?? "";
     return message;
   },
 };
@@ -3798,6 +4028,73 @@ export const CertificateCredential: MessageFns<CertificateCredential> = {
   },
 };
 
+function createBaseGbaCredential(): GbaCredential {
+  return { impi: "" };
+}
+
+export const GbaCredential: MessageFns<GbaCredential> = {
+  encode(message: GbaCredential, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.impi !== "") {
+      writer.uint32(10).string(message.impi);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GbaCredential {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGbaCredential();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.impi = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GbaCredential {
+    return { impi: isSet(object.impi) ? globalThis.String(object.impi) : "" };
+  },
+
+  toJSON(message: GbaCredential): unknown {
+    const obj: any = {};
+    if (message.impi !== "") {
+      obj.impi = message.impi;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GbaCredential>, I>>(base?: I): GbaCredential {
+    return GbaCredential.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GbaCredential>, I>>(object: I): GbaCredential {
+    const message = createBaseGbaCredential();
+    message.impi = object.impi ?? "";
+    return message;
+  },
+};
+
 function createBaseAddCredentialRequest(): AddCredentialRequest {
   return { entityId: "", credentialId: "", notBefore: undefined, notAfter: undefined, credential: undefined };
 }
@@ -3822,6 +4119,9 @@ export const AddCredentialRequest: MessageFns<AddCredentialRequest> = {
         break;
       case "certificate":
         CertificateCredential.encode(message.credential.value, writer.uint32(50).fork()).join();
+        break;
+      case "gba":
+        GbaCredential.encode(message.credential.value, writer.uint32(58).fork()).join();
         break;
     }
     return writer;
@@ -3888,6 +4188,14 @@ export const AddCredentialRequest: MessageFns<AddCredentialRequest> = {
             message.credential = { $case: "certificate", value: CertificateCredential.decode(reader, reader.uint32()) };
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.credential = { $case: "gba", value: GbaCredential.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3926,6 +4234,8 @@ export const AddCredentialRequest: MessageFns<AddCredentialRequest> = {
         ? { $case: "symmetric", value: SymmetricCredential.fromJSON(object.symmetric) }
         : isSet(object.certificate)
         ? { $case: "certificate", value: CertificateCredential.fromJSON(object.certificate) }
+        : isSet(object.gba)
+        ? { $case: "gba", value: GbaCredential.fromJSON(object.gba) }
         : undefined,
     };
   },
@@ -3948,6 +4258,8 @@ export const AddCredentialRequest: MessageFns<AddCredentialRequest> = {
       obj.symmetric = SymmetricCredential.toJSON(message.credential.value);
     } else if (message.credential?.$case === "certificate") {
       obj.certificate = CertificateCredential.toJSON(message.credential.value);
+    } else if (message.credential?.$case === "gba") {
+      obj.gba = GbaCredential.toJSON(message.credential.value);
     }
     return obj;
   },
@@ -3974,6 +4286,12 @@ export const AddCredentialRequest: MessageFns<AddCredentialRequest> = {
             $case: "certificate",
             value: CertificateCredential.fromPartial(object.credential.value),
           };
+        }
+        break;
+      }
+      case "gba": {
+        if (object.credential?.value !== undefined && object.credential?.value !== null) {
+          message.credential = { $case: "gba", value: GbaCredential.fromPartial(object.credential.value) };
         }
         break;
       }
@@ -7548,6 +7866,24 @@ export const AuthenticationService = {
     responseDeserialize: (value: Buffer): SetTrustAnchorsResponse => SetTrustAnchorsResponse.decode(value),
   },
   /**
+   * Adds trust anchors to the caller's tenant's (e.g. the root CA of the tenant's PKI in the
+   * bootstrap service, GetCaChain), keeping the existing ones; an anchor already present is
+   * not added twice. Tenant admin.
+   * Reasons: ERR_INVALID_ARGUMENT (unparsable or non-CA certificate, more than 16 anchors in
+   * all), ERR_PERMISSION_DENIED.
+   */
+  addTrustAnchors: {
+    path: "/m2msec.authn.v1.Authentication/AddTrustAnchors" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: AddTrustAnchorsRequest): Buffer =>
+      Buffer.from(AddTrustAnchorsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): AddTrustAnchorsRequest => AddTrustAnchorsRequest.decode(value),
+    responseSerialize: (value: AddTrustAnchorsResponse): Buffer =>
+      Buffer.from(AddTrustAnchorsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): AddTrustAnchorsResponse => AddTrustAnchorsResponse.decode(value),
+  },
+  /**
    * Registers an entity in the caller's tenant. Tenant admin.
    * Reasons: ERR_INVALID_ARGUMENT (id not of the kind's form), ERR_ALREADY_EXISTS,
    * ERR_FAILED_PRECONDITION (tenant disabled), ERR_PERMISSION_DENIED.
@@ -7644,8 +7980,11 @@ export const AuthenticationService = {
    * (exponential back-off shared by all replicas) or too many attempts (per replica).
    * Reasons: ERR_TOKEN_INVALID (malformed, alg none or unexpected, unknown kid, wrong
    * signature, wrong aud/iss/sub, lifetime above the limit, larger than 8 KiB, not yet
-   * valid, credential or entity not usable), ERR_TOKEN_EXPIRED, ERR_REPLAY,
-   * ERR_INVALID_ARGUMENT (audience or pop_public_jwk malformed).
+   * valid, credential or entity not usable, a B-TID unknown to the BSF or of another
+   * tenant or subscriber), ERR_TOKEN_EXPIRED (also: the GBA bootstrapping session of the
+   * B-TID has expired), ERR_TOKEN_REVOKED (the certificate is on its CA's CRL), ERR_REPLAY,
+   * ERR_INVALID_ARGUMENT (audience or pop_public_jwk malformed), ERR_UNAVAILABLE (the BSF or
+   * the CRL cannot be reached).
    */
   issueToken: {
     path: "/m2msec.authn.v1.Authentication/IssueToken" as const,
@@ -7871,6 +8210,14 @@ export interface AuthenticationServer extends UntypedServiceImplementation {
    */
   setTrustAnchors: handleUnaryCall<SetTrustAnchorsRequest, SetTrustAnchorsResponse>;
   /**
+   * Adds trust anchors to the caller's tenant's (e.g. the root CA of the tenant's PKI in the
+   * bootstrap service, GetCaChain), keeping the existing ones; an anchor already present is
+   * not added twice. Tenant admin.
+   * Reasons: ERR_INVALID_ARGUMENT (unparsable or non-CA certificate, more than 16 anchors in
+   * all), ERR_PERMISSION_DENIED.
+   */
+  addTrustAnchors: handleUnaryCall<AddTrustAnchorsRequest, AddTrustAnchorsResponse>;
+  /**
    * Registers an entity in the caller's tenant. Tenant admin.
    * Reasons: ERR_INVALID_ARGUMENT (id not of the kind's form), ERR_ALREADY_EXISTS,
    * ERR_FAILED_PRECONDITION (tenant disabled), ERR_PERMISSION_DENIED.
@@ -7912,8 +8259,11 @@ export interface AuthenticationServer extends UntypedServiceImplementation {
    * (exponential back-off shared by all replicas) or too many attempts (per replica).
    * Reasons: ERR_TOKEN_INVALID (malformed, alg none or unexpected, unknown kid, wrong
    * signature, wrong aud/iss/sub, lifetime above the limit, larger than 8 KiB, not yet
-   * valid, credential or entity not usable), ERR_TOKEN_EXPIRED, ERR_REPLAY,
-   * ERR_INVALID_ARGUMENT (audience or pop_public_jwk malformed).
+   * valid, credential or entity not usable, a B-TID unknown to the BSF or of another
+   * tenant or subscriber), ERR_TOKEN_EXPIRED (also: the GBA bootstrapping session of the
+   * B-TID has expired), ERR_TOKEN_REVOKED (the certificate is on its CA's CRL), ERR_REPLAY,
+   * ERR_INVALID_ARGUMENT (audience or pop_public_jwk malformed), ERR_UNAVAILABLE (the BSF or
+   * the CRL cannot be reached).
    */
   issueToken: handleUnaryCall<IssueTokenRequest, IssueTokenResponse>;
   /**
@@ -8074,6 +8424,28 @@ export interface AuthenticationClient extends Client {
     callback: (error: ServiceError | null, response: SetTrustAnchorsResponse) => void,
   ): ClientUnaryCall;
   /**
+   * Adds trust anchors to the caller's tenant's (e.g. the root CA of the tenant's PKI in the
+   * bootstrap service, GetCaChain), keeping the existing ones; an anchor already present is
+   * not added twice. Tenant admin.
+   * Reasons: ERR_INVALID_ARGUMENT (unparsable or non-CA certificate, more than 16 anchors in
+   * all), ERR_PERMISSION_DENIED.
+   */
+  addTrustAnchors(
+    request: AddTrustAnchorsRequest,
+    callback: (error: ServiceError | null, response: AddTrustAnchorsResponse) => void,
+  ): ClientUnaryCall;
+  addTrustAnchors(
+    request: AddTrustAnchorsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: AddTrustAnchorsResponse) => void,
+  ): ClientUnaryCall;
+  addTrustAnchors(
+    request: AddTrustAnchorsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: AddTrustAnchorsResponse) => void,
+  ): ClientUnaryCall;
+  /**
    * Registers an entity in the caller's tenant. Tenant admin.
    * Reasons: ERR_INVALID_ARGUMENT (id not of the kind's form), ERR_ALREADY_EXISTS,
    * ERR_FAILED_PRECONDITION (tenant disabled), ERR_PERMISSION_DENIED.
@@ -8199,8 +8571,11 @@ export interface AuthenticationClient extends Client {
    * (exponential back-off shared by all replicas) or too many attempts (per replica).
    * Reasons: ERR_TOKEN_INVALID (malformed, alg none or unexpected, unknown kid, wrong
    * signature, wrong aud/iss/sub, lifetime above the limit, larger than 8 KiB, not yet
-   * valid, credential or entity not usable), ERR_TOKEN_EXPIRED, ERR_REPLAY,
-   * ERR_INVALID_ARGUMENT (audience or pop_public_jwk malformed).
+   * valid, credential or entity not usable, a B-TID unknown to the BSF or of another
+   * tenant or subscriber), ERR_TOKEN_EXPIRED (also: the GBA bootstrapping session of the
+   * B-TID has expired), ERR_TOKEN_REVOKED (the certificate is on its CA's CRL), ERR_REPLAY,
+   * ERR_INVALID_ARGUMENT (audience or pop_public_jwk malformed), ERR_UNAVAILABLE (the BSF or
+   * the CRL cannot be reached).
    */
   issueToken(
     request: IssueTokenRequest,
