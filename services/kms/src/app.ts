@@ -96,7 +96,7 @@ export async function startKms(config: KmsConfig, log: Logger): Promise<KmsApp> 
     }
     const ops = createKmsOperations(deps)
     const groupKeys = await openGroupKeys(nc, deps, { replicas: config.nats.replicas })
-    onShutdown('destruction sweeper', startDestructionSweeper(keyRepo, ops, config.destroySweepMs, log))
+    onShutdown('destruction sweeper', startDestructionSweeper(keys, ops, config.destroySweepMs, log))
 
     const server = createGrpcServer(config.grpc, {
       log,

@@ -7,15 +7,13 @@
  * - `KA = HKDF(credential, "", fields(LABEL_member-auth-key, groupId))` (answers, session keys);
  * - the confirmation tag of a session key, which the KMS returns with the verdict.
  */
-import { createHmac, hkdfSync } from 'node:crypto'
+import { createHmac } from 'node:crypto'
 import { constantTimeEqual } from '@m2msec/crypto'
 import { invalidArgument } from '@m2msec/errors'
-import { deriveMemberAuthKey, encodeFields, LABELS } from '@m2msec/groupkeys'
+import { deriveMemberAuthKey, deriveMemberWrapBaseKey, deriveMemberWrapKey, encodeFields } from '@m2msec/groupkeys'
 
 /** Label of the session-key confirmation tag. */
 export const SESSION_CONFIRM_LABEL = 'm2msec/groups/v1/session-confirm'
-
-const EMPTY = new Uint8Array(0)
 
 function checkCredential(credential: Uint8Array): void {
   if (!(credential instanceof Uint8Array) || credential.length < 16) {
@@ -24,7 +22,8 @@ function checkCredential(credential: Uint8Array): void {
 }
 
 /**
- * KM: the member's per-group wrap base key (the KMS keeps it as a derived key handle).
+ * KM: the member's per-group wrap base key (the KMS keeps it as a derived key handle); the
+ * library's derivation, so member and KMS cannot drift apart.
  *
  * @example
  * ```ts
@@ -32,8 +31,7 @@ function checkCredential(credential: Uint8Array): void {
  * ```
  */
 export function memberWrapBaseKey(credential: Uint8Array, groupId: string): Uint8Array {
-  checkCredential(credential)
-  return new Uint8Array(hkdfSync('sha256', credential, EMPTY, encodeFields(LABELS.memberWrapKey, groupId), 32))
+  return deriveMemberWrapBaseKey(credential, groupId)
 }
 
 /**
@@ -45,11 +43,7 @@ export function memberWrapBaseKey(credential: Uint8Array, groupId: string): Uint
  * ```
  */
 export function memberWrapKey(credential: Uint8Array, groupId: string, epoch: number): Uint8Array {
-  const info = encodeFields(LABELS.memberWrapKey, groupId, epoch)
-  // HKDF-Expand with L = 32 is the single block HMAC(PRK, info || 0x01).
-  return new Uint8Array(
-    createHmac('sha256', memberWrapBaseKey(credential, groupId)).update(info).update(Uint8Array.of(1)).digest(),
-  )
+  return deriveMemberWrapKey(credential, groupId, epoch)
 }
 
 /** KA: the member's group authentication key (answers to challenges; base of session keys). */

@@ -1,16 +1,15 @@
-import type { KvRepository } from '@m2msec/bus'
-import { parseKvKey } from '@m2msec/bus'
 import type { Logger } from '@m2msec/runtime'
-import type { KeyRecord } from '../domain/model.ts'
 import type { KmsOperations } from '../domain/operations/index.ts'
+import type { CachedKeyStore } from '../store/key-store.ts'
 
 /**
  * Periodically destroys keys whose scheduled destruction is due. Every replica runs it; the
- * revision check makes concurrent sweeps safe (one wins, the others see DESTROYED). Returns
- * the stop function.
+ * revision check makes concurrent sweeps safe (one wins, the others see DESTROYED). It visits
+ * only the keys the store knows to be scheduled (kept current by the KV watch), so its cost
+ * does not grow with the number of keys. Returns the stop function.
  */
 export function startDestructionSweeper(
-  repo: KvRepository<KeyRecord>,
+  keys: Pick<CachedKeyStore, 'scheduledForDestruction'>,
   ops: KmsOperations,
   intervalMs: number,
   log: Logger,
@@ -20,21 +19,13 @@ export function startDestructionSweeper(
     if (running) return
     running = true
     try {
-      let after: string | undefined
-      do {
-        const page = await repo.list('', { limit: 500, ...(after === undefined ? {} : { after }) })
-        for (const item of page.items) {
-          if (item.value.state !== 'DESTRUCTION_SCHEDULED') continue
-          const [tenant, id] = parseKvKey(item.key)
-          if (tenant === undefined || id === undefined) continue
-          try {
-            if (await ops.destroyDueKey(tenant, id)) log.info({ tenant, keyId: id }, 'key destroyed')
-          } catch (err) {
-            log.warn({ err, tenant, keyId: id }, 'scheduled destruction failed; will retry')
-          }
+      for (const { tenant, id } of keys.scheduledForDestruction()) {
+        try {
+          if (await ops.destroyDueKey(tenant, id)) log.info({ tenant, keyId: id }, 'key destroyed')
+        } catch (err) {
+          log.warn({ err, tenant, keyId: id }, 'scheduled destruction failed; will retry')
         }
-        after = page.next
-      } while (after !== undefined)
+      }
     } catch (err) {
       log.warn({ err }, 'destruction sweep failed; will retry')
     } finally {

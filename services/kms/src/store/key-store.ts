@@ -11,26 +11,36 @@ import type { KeyRecord } from '../domain/model.ts'
 import type { KeyStore, Versioned } from '../domain/ports.ts'
 
 export interface CachedKeyStore extends KeyStore {
+  /** Keys in state DESTRUCTION_SCHEDULED, from the in-memory copy (no KV round trip). */
+  scheduledForDestruction(): Array<{ tenant: string; id: string }>
   close(): Promise<void>
 }
 
 export async function createKeyStore(repo: KvRepository<KeyRecord>): Promise<CachedKeyStore> {
   const cache = new Map<string, Versioned<KeyRecord>>()
+  // Kept beside the cache so the destruction sweeper never walks every key.
+  const scheduled = new Set<string>()
+  const remember = (k: string, entry: Versioned<KeyRecord>): void => {
+    cache.set(k, entry)
+    if (entry.value.state === 'DESTRUCTION_SCHEDULED') scheduled.add(k)
+    else scheduled.delete(k)
+  }
   const watcher = await repo.watch('', (e) => {
     if (e.op === 'delete' || e.value === undefined) {
       cache.delete(e.key)
+      scheduled.delete(e.key)
       return
     }
     const current = cache.get(e.key)
     if (current === undefined || current.revision < e.revision)
-      cache.set(e.key, { value: e.value, revision: e.revision })
+      remember(e.key, { value: e.value, revision: e.revision })
   })
 
   async function read(k: string): Promise<Versioned<KeyRecord> | undefined> {
     const hit = cache.get(k)
     if (hit !== undefined) return hit
     const fresh = await repo.get(k)
-    if (fresh !== undefined) cache.set(k, fresh)
+    if (fresh !== undefined) remember(k, fresh)
     return fresh
   }
 
@@ -42,7 +52,7 @@ export async function createKeyStore(repo: KvRepository<KeyRecord>): Promise<Cac
     async create(key) {
       const k = kvKey(key.tenant, key.id)
       const revision = await repo.create(k, key)
-      cache.set(k, { value: key, revision })
+      remember(k, { value: key, revision })
       return revision
     },
     async update(key, revision) {
@@ -50,7 +60,7 @@ export async function createKeyStore(repo: KvRepository<KeyRecord>): Promise<Cac
       try {
         const next = await repo.update(k, key, revision)
         const cur = cache.get(k)
-        if (cur === undefined || cur.revision < next) cache.set(k, { value: key, revision: next })
+        if (cur === undefined || cur.revision < next) remember(k, { value: key, revision: next })
         return next
       } catch (err) {
         cache.delete(k)
@@ -68,6 +78,12 @@ export async function createKeyStore(repo: KvRepository<KeyRecord>): Promise<Cac
       return res.next === undefined || last === undefined
         ? { items }
         : { items, next: parseKvKey(last.key).at(-1) ?? '' }
+    },
+    scheduledForDestruction() {
+      return [...scheduled].flatMap((k) => {
+        const [tenant, id] = parseKvKey(k)
+        return tenant === undefined || id === undefined ? [] : [{ tenant, id }]
+      })
     },
     async close() {
       await watcher.stop()

@@ -85,3 +85,26 @@ test('a state change on one replica reaches the other replica through the watch'
     await new Promise((r) => setTimeout(r, 5))
   }
 })
+
+test('keys scheduled for destruction on one replica are listed by every replica, and only those', async () => {
+  const bucket = `kms-keys-scheduled-${++bucketSeq}`
+  const a = await keyStore(bucket)
+  await a.create(sampleKey('t', 'keep'))
+  await a.create(sampleKey('t', 'doomed'))
+  const b = await keyStore(bucket)
+  assert.deepEqual(b.scheduledForDestruction(), [])
+  const cur = await a.get('t', 'doomed')
+  assert.ok(cur)
+  await a.update({ ...cur.value, state: 'DESTRUCTION_SCHEDULED' }, cur.revision)
+  assert.deepEqual(a.scheduledForDestruction(), [{ tenant: 't', id: 'doomed' }])
+  const t0 = Date.now()
+  while (b.scheduledForDestruction().length === 0) {
+    assert.ok(Date.now() - t0 < 1000, 'replica b did not see the schedule within a second')
+    await new Promise((r) => setTimeout(r, 5))
+  }
+  assert.deepEqual(b.scheduledForDestruction(), [{ tenant: 't', id: 'doomed' }])
+  const scheduled = await b.get('t', 'doomed')
+  assert.ok(scheduled)
+  await b.update({ ...scheduled.value, state: 'DESTROYED' }, scheduled.revision)
+  assert.deepEqual(b.scheduledForDestruction(), [])
+})

@@ -31,7 +31,8 @@ export const protobufFileName = "m2msec/kms/v1/group_keys.proto";
  * generated inside the KMS and never leave it in the clear: callers get JWE envelopes that
  * only members can open, because each member's envelope is wrapped under a key the KMS
  * derives from that member's own credential (an HMAC_SHA256 KMS key, usually registered by
- * authn). The KMS keeps each group's tree as sealed state, one record per node and slot.
+ * authn). The KMS keeps each group's tree as sealed state: a snapshot in chunks plus a journal of
+ * changes (docs/groups-protocol.md §11).
  *
  * Conventions are those of kms.proto (tenant from the caller, NOT_FOUND for another tenant's
  * objects, ErrorInfo reasons). Every RPC needs the tenant "admin" role (platform services such
