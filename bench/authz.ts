@@ -375,7 +375,7 @@ async function main(): Promise<void> {
   ]
   console.log(`# Authz benchmark
 
-Load: closed loop, ${CONCURRENCY} calls in flight over one HTTP/2 connection (grpc-js via promiseClient), plaintext gRPC on loopback with the development bearer token; RPC rows ${SECONDS} s each in ${ROUNDS} interleaved rounds per policy count, after warm-ups. The authz service runs in its own process (NATS JetStream policy bucket and audit log, telemetry SDK on without exporter). Check requests list 2 policies each (half permit, half deny, spread over all policies). Policies loaded with PutPolicy at ${CONCURRENCY} in flight: ${Math.round(loadSmall)}/s for the first ${SMALL}, ${Math.round(loadBig)}/s for the next ${BIG - SMALL}. ops/s count decisions (a batch of ${BATCH} counts ${BATCH}); p50/p99 are per call. Ratio = ops/s of the row / ops/s of "vs".
+Load: closed loop, ${CONCURRENCY} calls in flight over one HTTP/2 connection (grpc-js via promiseClient), plaintext gRPC on loopback with the development bearer token; RPC rows ${SECONDS} s each in ${ROUNDS} interleaved rounds per policy count, after warm-ups. The authz service runs in its own process (NATS JetStream policy bucket and audit log, no OTLP endpoint, so no OpenTelemetry SDK). Check requests list 2 policies each (half permit, half deny, spread over all policies). Policies loaded with PutPolicy at ${CONCURRENCY} in flight: ${Math.round(loadSmall)}/s for the first ${SMALL}, ${Math.round(loadBig)}/s for the next ${BIG - SMALL}. ops/s count decisions (a batch of ${BATCH} counts ${BATCH}); p50/p99 are per call. Ratio = ops/s of the row / ops/s of "vs".
 
 ${formatTable(rows, { cores: ['server', 'client', 'machine'], perOp: ['server', 'client'] })}
 

@@ -3,7 +3,7 @@
  * diluted by other rows of `bench/kms.ts`. Not a benchmark: it prints the rate and the
  * server's CPU per call, and writes the V8 profile for `profile-summary.ts`.
  *
- *   node --import tsx bench/tools/kms-profile-op.ts --op Sign|Mac|Encrypt|Empty [--seconds 8] [--concurrency 64] --out DIR
+ *   node --import tsx bench/tools/kms-profile-op.ts --op Sign|Mac|Encrypt|BatchEncrypt|Empty [--seconds 8] [--concurrency 64] --out DIR
  */
 import { randomBytes } from 'node:crypto'
 import { writeFile } from 'node:fs/promises'
@@ -54,13 +54,19 @@ const auth = (): { metadata: grpc.Metadata } => {
   return { metadata }
 }
 try {
-  const op = args.op as keyof typeof ALG | 'Empty'
+  const op = args.op as keyof typeof ALG | 'Empty' | 'BatchEncrypt'
   let call: () => Promise<unknown>
-  if (op === 'Empty') {
+  if (op === 'BatchEncrypt') {
+    await kms.createKey(pb.CreateKeyRequest.fromPartial({ keySpec: { keyId: 'k', algorithm: ALG.Encrypt } }), auth())
+    const req = pb.BatchEncryptRequest.fromPartial({
+      items: Array.from({ length: 100 }, () => ({ keyId: 'k', plaintext: randomBytes(1024) })),
+    })
+    call = () => kms.batchEncrypt(req, auth())
+  } else if (op === 'Empty') {
     const req = pb.ListSecureEnvironmentsRequest.fromPartial({})
     call = () => kms.listSecureEnvironments(req, auth())
   } else {
-    if (!(op in ALG)) throw new Error(`--op must be Sign, Mac, Encrypt or Empty`)
+    if (!(op in ALG)) throw new Error(`--op must be Sign, Mac, Encrypt, BatchEncrypt or Empty`)
     await kms.createKey(pb.CreateKeyRequest.fromPartial({ keySpec: { keyId: 'k', algorithm: ALG[op] } }), auth())
     const req =
       op === 'Sign'

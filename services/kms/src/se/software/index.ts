@@ -183,8 +183,10 @@ class SoftwareSecureEnvironment implements SecureEnvironment, KeyDeriver, KeyWra
     const iv = randomIv(GCM_IV_LENGTH)
     const cipher = createCipheriv('aes-256-gcm', secret, iv)
     cipher.setAAD(aad)
-    const ciphertext = Buffer.concat([cipher.update(plaintext), cipher.final()])
-    return { iv, ciphertext, tag: cipher.getAuthTag() }
+    const body = cipher.update(plaintext)
+    // GCM is a stream mode: final() returns nothing, so the update output needs no copy.
+    const rest = cipher.final()
+    return { iv, ciphertext: rest.length === 0 ? body : Buffer.concat([body, rest]), tag: cipher.getAuthTag() }
   }
 
   async decrypt(key: SeKeyHandle, sealed: SealedData, aad: Uint8Array): Promise<Uint8Array> {
