@@ -43,6 +43,13 @@ export interface CallContext {
   readonly log: Logger
   /** Incoming metadata (already authenticated; do not log it whole). */
   readonly metadata: grpc.Metadata
+  /**
+   * DER of the client certificate the caller presented on a TLS connection, present only when
+   * the TLS handshake verified it against the server's CA bundle (`grpc.tls.caFile`); set for
+   * every method, public ones included (RFC 8705-style client authentication). It is the leaf
+   * only (no intermediates). Never log it.
+   */
+  readonly peerCertificateDer?: Buffer
 }
 
 /** A typed unary handler. Throw M2msecError for expected failures. */
@@ -289,10 +296,10 @@ export function createGrpcServer(config: GrpcServerConfig, deps: GrpcServerDeps)
           async (): Promise<{ response: unknown; trailer: grpc.Metadata } | { error: grpc.ServiceError }> => {
             try {
               let principal: Principal
+              const peerCertificate = call.getAuthContext().sslPeerCertificate
               if (isPublic) {
                 principal = ANONYMOUS_PRINCIPAL
               } else {
-                const peerCertificate = call.getAuthContext().sslPeerCertificate
                 const req: AuthRequest =
                   peerCertificate === undefined
                     ? { metadata: call.metadata }
@@ -315,6 +322,7 @@ export function createGrpcServer(config: GrpcServerConfig, deps: GrpcServerDeps)
                   return callLog()
                 },
                 metadata: call.metadata,
+                ...(peerCertificate === undefined ? {} : { peerCertificateDer: peerCertificate.raw }),
               }
               if (call.request instanceof MalformedRequest) {
                 throw new M2msecError('ERR_INVALID_ARGUMENT', 'request is not a valid protobuf message of this method')

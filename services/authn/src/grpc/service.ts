@@ -80,13 +80,15 @@ export function createAuthnGrpcService(ops: AuthnOperations, opts: { mafFqdn: st
       const c = await ops.revokeCredential(principal, { entityId: r.entityId, credentialId: r.credentialId })
       return { credential: credentialToProto(c) }
     },
-    async issueToken(r, { peer }) {
+    async issueToken(r, { peer, peerCertificateDer }) {
       const t = await ops.issueToken({
         tenant: r.tenant,
         assertion: r.assertion,
         audience: r.audience,
         popPublicJwk: r.popPublicJwk,
         source: sourceOfPeer(peer),
+        entityId: r.entityId,
+        ...(peerCertificateDer === undefined ? {} : { clientCertificateDer: peerCertificateDer }),
       })
       return {
         accessToken: t.accessToken,
@@ -97,7 +99,9 @@ export function createAuthnGrpcService(ops: AuthnOperations, opts: { mafFqdn: st
         serverProofType:
           t.proofType === 'HMAC_SHA256'
             ? pb.ServerProofType.SERVER_PROOF_TYPE_HMAC_SHA256
-            : pb.ServerProofType.SERVER_PROOF_TYPE_JWS_ES256,
+            : t.proofType === 'JWS_ES256'
+              ? pb.ServerProofType.SERVER_PROOF_TYPE_JWS_ES256
+              : pb.ServerProofType.SERVER_PROOF_TYPE_UNSPECIFIED,
         serverProof: t.proof,
       }
     },

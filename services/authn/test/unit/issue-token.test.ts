@@ -6,7 +6,8 @@
  */
 import { test, before } from 'node:test'
 import assert from 'node:assert/strict'
-import { createHmac, randomBytes } from 'node:crypto'
+import { createHash, createHmac, randomBytes } from 'node:crypto'
+import { M2msecError } from '@m2msec/errors'
 import {
   base64url,
   calculateJwkThumbprint,
@@ -360,4 +361,67 @@ test('generated key delivered wrapped for the device’s public JWK', async () =
   const key = Buffer.from(plaintext)
   assert.equal(key.length, 32)
   assert.ok((await issue(hs256(claims({}, id), { kid: out.credential.id }, key))).accessToken)
+})
+
+test('TLS client certificate instead of an assertion: cnf x5t#S256; refusals audited, nothing signed', async () => {
+  const tls = (cert: TestLeaf, entityId = CERT_DEVICE, o: { ops?: AuthnOperations } = {}) =>
+    (o.ops ?? ops).issueToken({
+      tenant: 'acme',
+      assertion: '',
+      audience: '',
+      popPublicJwk: '',
+      entityId,
+      clientCertificateDer: new Uint8Array(cert.cert.rawData),
+    })
+  const fresh = await issueEntityCert(ca, { uri: CERT_DEVICE, cn: 'device 2 (tls)' })
+  const ok = await tls(fresh)
+  const claims = decodeJwt(ok.accessToken)
+  const x5t = createHash('sha256').update(new Uint8Array(fresh.cert.rawData)).digest('base64url')
+  assert.deepEqual(claims['cnf'], { 'x5t#S256': x5t })
+  assert.equal(ok.loa, 3)
+  assert.equal(ok.proofType, 'NONE')
+  assert.equal(deps.auditLog.at(-1)?.principal, CERT_DEVICE)
+
+  const revoking = createAuthnOperations({
+    ...deps,
+    revocation: {
+      check: () => Promise.reject(new M2msecError('ERR_TOKEN_REVOKED', 'certificate revoked')),
+    },
+  })
+  const expired = await issueEntityCert(ca, {
+    uri: CERT_DEVICE,
+    cn: 'old',
+    notBefore: new Date(Date.now() - 2 * 86_400_000),
+    notAfter: new Date(Date.now() - 86_400_000),
+  })
+  const cases: Array<[string, () => Promise<unknown>, string, string]> = [
+    [
+      'no certificate',
+      () => ops.issueToken({ tenant: 'acme', assertion: '', audience: '', popPublicJwk: '', entityId: CERT_DEVICE }),
+      'ERR_UNAUTHENTICATED',
+      'needs an assertion or a TLS client certificate',
+    ],
+    [
+      'another CA',
+      async () => tls(await issueEntityCert(otherCa, { uri: CERT_DEVICE, cn: 'x' })),
+      'ERR_TOKEN_INVALID',
+      'trust anchor',
+    ],
+    ['expired', () => tls(expired), 'ERR_TOKEN_INVALID', 'expired'],
+    ['another entity', () => tls(fresh, DEVICE), 'ERR_TOKEN_INVALID', 'does not name the entity'],
+    ['revoked', () => tls(fresh, CERT_DEVICE, { ops: revoking }), 'ERR_TOKEN_REVOKED', 'revoked'],
+  ]
+  for (const [name, run, code, reason] of cases) {
+    const signedBefore = deps.kms.calls.filter((c) => c === 'sign' || c === 'mac').length
+    assert.equal(await codeOf(run()), code, name)
+    assert.equal(
+      deps.kms.calls.filter((c) => c === 'sign' || c === 'mac').length,
+      signedBefore,
+      `${name}: nothing signed`,
+    )
+    const last = deps.auditLog.at(-1)
+    assert.equal(last?.result, 'denied', name)
+    assert.equal(last?.code, code, name)
+    assert.ok(String(last?.details?.['reason']).includes(reason), `${name}: audited reason mentions "${reason}"`)
+  }
 })

@@ -1,7 +1,9 @@
 /**
  * IssueToken, the token endpoint: verifies the client's assertion with the credential its
  * header names, accepts its jti once across all replicas, and returns an access token signed
- * by the tenant's KMS key together with a server proof (mutual authentication).
+ * by the tenant's KMS key together with a server proof (mutual authentication). Without an
+ * assertion, the client authenticates with its TLS client certificate instead (RFC 8705
+ * §2.1, PKI method): validated like an `x5c` chain, token bound to it by `cnf.x5t#S256`.
  *
  * Order matters: stateless checks first (no KMS or store round trip for garbage), then the
  * signature, and only then the jti claim, so an unauthenticated party can never use up
@@ -48,6 +50,13 @@ export interface IssueTokenInput {
   readonly popPublicJwk: string
   /** The client's address (flood protection); absent = `unknown`. */
   readonly source?: string
+  /** Only without an assertion: the entity the TLS client certificate must name. */
+  readonly entityId?: string
+  /**
+   * DER of the TLS client certificate of the connection (leaf only), when the caller presented
+   * one; used only when `assertion` is empty.
+   */
+  readonly clientCertificateDer?: Uint8Array
 }
 
 /** What IssueToken uses besides the ports. */
@@ -63,20 +72,26 @@ export interface IssuedToken {
   readonly tokenId: string
   readonly expiresAt: Date
   readonly loa: number
-  readonly proofType: 'HMAC_SHA256' | 'JWS_ES256'
+  /** `NONE` (proof '') for TLS client authentication: TLS already authenticated the server. */
+  readonly proofType: 'HMAC_SHA256' | 'JWS_ES256' | 'NONE'
   readonly proof: string
 }
 
 const AUDIENCE = /^[\x21-\x7e]{1,256}$/
 
+/** How the client authenticates: a signed assertion, or its TLS client certificate. */
+type Via = 'assertion' | 'tls'
+
 /**
  * A refusal that says little to the client (no hint whether the tenant, the entity or the
  * credential is unknown); the precise reason goes to the audit record only.
  */
-function refused(reason: string): M2msecError {
+function refused(reason: string, via: Via = 'assertion'): M2msecError {
   return new M2msecError(
     'ERR_TOKEN_INVALID',
-    'invalid assertion: unknown issuer, key or credential, or bad signature',
+    via === 'assertion'
+      ? 'invalid assertion: unknown issuer, key or credential, or bad signature'
+      : 'invalid client certificate: unknown tenant or entity, or the certificate is not valid for it',
     {},
     {
       cause: new Error(reason),
@@ -96,11 +111,12 @@ async function validateForToken(
   tenant: TenantRecord,
   entityId: string,
   now: Date,
+  via: Via = 'assertion',
 ): Promise<ValidatedCertificate> {
   try {
     return await validateChain(chain, tenant.trustAnchors, entityId, now)
   } catch (err) {
-    if (isM2msecError(err) && err.code === 'ERR_INVALID_ARGUMENT') throw refused(`certificate: ${err.message}`)
+    if (isM2msecError(err) && err.code === 'ERR_INVALID_ARGUMENT') throw refused(`certificate: ${err.message}`, via)
     throw err
   }
 }
@@ -204,14 +220,13 @@ async function verifyAssertion(
   return { type: 'CERTIFICATE', x5tS256: certificate.sha256 }
 }
 
-async function run(
+/** What both ways of authenticating check first: audience, PoP key, tenant and entity. */
+async function resolveRequest(
   deps: AuthnDeps,
-  services: IssueTokenServices,
   input: IssueTokenInput,
-  a: ParsedAssertion,
-  now: Date,
-): Promise<IssuedToken> {
-  const signing = services.signing
+  entityId: string,
+  via: Via,
+): Promise<{ audience: string; jkt: string | undefined; tenant: TenantRecord; entity: EntityRecord }> {
   const s = deps.settings
   const audience = input.audience === '' ? s.defaultAudience : input.audience
   if (!AUDIENCE.test(audience) || audience.length > LIMITS.audienceChars) {
@@ -223,15 +238,58 @@ async function run(
   if (input.popPublicJwk !== '') {
     jkt = await jwkThumbprint(parsePublicJwk(input.popPublicJwk, 'pop_public_jwk'), 'pop_public_jwk')
   }
+  const tenant = TENANT_ID_PATTERN.test(input.tenant) ? (await deps.tenants.get(input.tenant))?.value : undefined
+  if (tenant === undefined || tenant.state !== 'ENABLED') throw refused('unknown or disabled tenant', via)
+  const entity = (await deps.entities.get(tenant.id, entityId))?.value
+  if (entity === undefined || entity.tenant !== tenant.id || entity.state !== 'ENABLED') {
+    throw refused('unknown or disabled entity', via)
+  }
+  return { audience, jkt, tenant, entity }
+}
+
+/** Signs the access token `tokenId` (claims of docs/authn.md "Access token"). */
+async function signAccessToken(
+  deps: AuthnDeps,
+  services: IssueTokenServices,
+  r: { tenant: TenantRecord; entity: EntityRecord; audience: string; cnf: object | undefined; loa: number },
+  t: { tokenId: string; iat: number; exp: number },
+): Promise<string> {
+  const s = deps.settings
+  const { tokenId, iat, exp } = t
+  const sub = await services.pseudonyms.subjectFor(r.tenant, r.entity, r.audience)
+  const claims = {
+    iss: s.issuer,
+    sub,
+    aud: r.audience,
+    tenant: r.tenant.id,
+    loa: r.loa,
+    roles: r.entity.roles,
+    ...(r.cnf === undefined ? {} : { cnf: r.cnf }),
+    iat,
+    exp,
+    jti: tokenId,
+  }
+  return services.signing.sign(r.tenant, { typ: ACCESS_TOKEN_TYP }, claims)
+}
+
+/** A fresh token id and its times. */
+function tokenTimes(deps: AuthnDeps, now: Date): { tokenId: string; iat: number; exp: number } {
+  const iat = Math.floor(now.getTime() / 1000)
+  return { tokenId: base32Id(deps.random), iat, exp: iat + deps.settings.tokenLifetimeSec }
+}
+
+async function run(
+  deps: AuthnDeps,
+  services: IssueTokenServices,
+  input: IssueTokenInput,
+  a: ParsedAssertion,
+  now: Date,
+): Promise<IssuedToken> {
+  const signing = services.signing
+  const s = deps.settings
+  const { audience, jkt, tenant, entity } = await resolveRequest(deps, input, a.sub, 'assertion')
   if (a.cnfJkt !== undefined && a.cnfJkt !== jkt) {
     throw new M2msecError('ERR_TOKEN_INVALID', 'invalid assertion: cnf.jkt does not match pop_public_jwk')
-  }
-
-  const tenant = TENANT_ID_PATTERN.test(input.tenant) ? (await deps.tenants.get(input.tenant))?.value : undefined
-  if (tenant === undefined || tenant.state !== 'ENABLED') throw refused('unknown or disabled tenant')
-  const entity = (await deps.entities.get(tenant.id, a.sub))?.value
-  if (entity === undefined || entity.tenant !== tenant.id || entity.state !== 'ENABLED') {
-    throw refused('unknown or disabled entity')
   }
 
   const auth = await verifyAssertion(deps, a, tenant, entity, now)
@@ -240,26 +298,12 @@ async function run(
   }
   if (auth.type === 'GBA' && auth.register !== undefined) await registerGbaSession(deps, tenant, entity, auth.register)
 
-  const tokenId = base32Id(deps.random)
-  const iat = Math.floor(now.getTime() / 1000)
-  const exp = iat + s.tokenLifetimeSec
   const cnf = jkt !== undefined ? { jkt } : auth.type === 'CERTIFICATE' ? { 'x5t#S256': auth.x5tS256 } : undefined
   const loa = LOA[auth.type]
-  const sub = await services.pseudonyms.subjectFor(tenant, entity, audience)
-  const claims = {
-    iss: s.issuer,
-    sub,
-    aud: audience,
-    tenant: tenant.id,
-    loa,
-    roles: entity.roles,
-    ...(cnf === undefined ? {} : { cnf }),
-    iat,
-    exp,
-    jti: tokenId,
-  }
+  const times = tokenTimes(deps, now)
+  const { tokenId, iat, exp } = times
   const [accessToken, proof] = await Promise.all([
-    signing.sign(tenant, { typ: ACCESS_TOKEN_TYP }, claims),
+    signAccessToken(deps, services, { tenant, entity, audience, cnf, loa }, times),
     auth.type !== 'CERTIFICATE'
       ? deps.kms
           .mac(tenant.id, auth.kmsKeyId, serverProofInput(a.jti, tokenId))
@@ -280,14 +324,77 @@ async function run(
   }
 }
 
+/**
+ * Without an assertion: the TLS client certificate authenticates the entity `entityId`
+ * (RFC 8705 §2.1). It validates exactly like an `x5c` chain of one certificate (tenant trust
+ * anchors, validity, name binding, then the CRL); the token is bound to it (`cnf.x5t#S256`).
+ * No jti and no server proof: the TLS handshake proved possession of the key and authenticated
+ * the server. A certificate the development mTLS authenticator accepts is a platform identity
+ * and passes only if the tenant made its CA a trust anchor.
+ */
+async function runTls(
+  deps: AuthnDeps,
+  services: IssueTokenServices,
+  input: IssueTokenInput,
+  entityId: string,
+  der: Uint8Array,
+  now: Date,
+): Promise<IssuedToken> {
+  if (input.popPublicJwk !== '') {
+    throw new M2msecError(
+      'ERR_INVALID_ARGUMENT',
+      'pop_public_jwk: a TLS-authenticated token is bound to the client certificate',
+      {
+        field: 'pop_public_jwk',
+      },
+    )
+  }
+  const { audience, tenant, entity } = await resolveRequest(deps, input, entityId, 'tls')
+  let chain: ReturnType<typeof parseDerCertificates>
+  try {
+    chain = parseDerCertificates([Buffer.from(der).toString('base64')])
+  } catch {
+    throw refused('client certificate is malformed', 'tls')
+  }
+  const certificate = await validateForToken(chain, tenant, entity.id, now, 'tls')
+  await deps.revocation?.check(certificate.leaf, certificate.issuer)
+  const loa = LOA.CERTIFICATE
+  const times = tokenTimes(deps, now)
+  const cnf = { 'x5t#S256': certificate.sha256 }
+  const accessToken = await signAccessToken(deps, services, { tenant, entity, audience, cnf, loa }, times)
+  return {
+    accessToken,
+    tokenId: times.tokenId,
+    expiresAt: new Date(times.exp * 1000),
+    loa,
+    proofType: 'NONE',
+    proof: '',
+  }
+}
+
+/** The entity a TLS-authenticated request names; ERR_UNAUTHENTICATED without a certificate. */
+function tlsEntity(input: IssueTokenInput): { entityId: string; der: Uint8Array } {
+  const der = input.clientCertificateDer
+  if (der === undefined || der.length === 0) {
+    throw new M2msecError('ERR_UNAUTHENTICATED', 'IssueToken needs an assertion or a TLS client certificate')
+  }
+  const entityId = input.entityId ?? ''
+  if (entityId.length === 0 || entityId.length > 256) {
+    throw new M2msecError('ERR_INVALID_ARGUMENT', 'entity_id (1-256 characters) is required without an assertion', {
+      field: 'entity_id',
+    })
+  }
+  return { entityId, der }
+}
+
 /** Statuses of a failed authentication (they count towards the back-off). */
 const AUTH_FAILURES = new Set(['UNAUTHENTICATED', 'INVALID_ARGUMENT'])
 
 /**
- * IssueToken. Every outcome is audited (principal = the assertion's `sub`, or `anonymous`
- * when it did not parse; a refusal's precise reason in `details.reason`). Flood protection
- * (see flood.ts) runs first for the source address and, once the assertion names an entity,
- * for the entity; a failed attempt counts for both, and a back-off it starts is audited as
+ * IssueToken. Every outcome is audited (principal = the assertion's `sub` or, with TLS client
+ * authentication, the request's entity id; `anonymous` when there is neither; a refusal's
+ * precise reason in `details.reason`). Flood protection (see flood.ts) runs first for the
+ * source address and, once the request names an entity, for the entity; a failed attempt counts for both, and a back-off it starts is audited as
  * `authn.AuthBackoff`. Attempts refused by the flood protection are audited too, but never
  * verified.
  */
@@ -308,12 +415,30 @@ export async function issueToken(
   let entity: { tenant: string; id: string } | undefined
   try {
     services.flood.checkSource(source)
-    const a = parseAssertion(input.assertion, deps.settings, now)
-    base.principal = a.sub
-    entity = { tenant: tenantId, id: a.sub }
-    services.flood.checkEntity(tenantId, a.sub)
-    const issued = await run(deps, services, input, a, now)
-    await services.flood.succeeded(tenantId, a.sub)
+    let issued: IssuedToken
+    if (input.assertion === '') {
+      const tls = tlsEntity(input)
+      base.principal = tls.entityId
+      entity = { tenant: tenantId, id: tls.entityId }
+      services.flood.checkEntity(tenantId, tls.entityId)
+      issued = await runTls(deps, services, input, tls.entityId, tls.der, now)
+    } else {
+      if ((input.entityId ?? '') !== '') {
+        throw new M2msecError(
+          'ERR_INVALID_ARGUMENT',
+          'entity_id must be empty with an assertion (sub names the entity)',
+          {
+            field: 'entity_id',
+          },
+        )
+      }
+      const a = parseAssertion(input.assertion, deps.settings, now)
+      base.principal = a.sub
+      entity = { tenant: tenantId, id: a.sub }
+      services.flood.checkEntity(tenantId, a.sub)
+      issued = await run(deps, services, input, a, now)
+    }
+    await services.flood.succeeded(tenantId, entity.id)
     await appendOrFail(deps, {
       ...base,
       resource: `token/${issued.tokenId}`,

@@ -778,7 +778,8 @@ export interface IssueTokenRequest {
    * that validates like a certificate credential); claims iss = sub = entity id, aud = the
    * token endpoint id, iat, exp (exp - iat at most 300 s), jti (1-128 printable ASCII
    * characters, single use); optional nbf; optional cnf.jkt that must equal the thumbprint
-   * of pop_public_jwk.
+   * of pop_public_jwk. Empty: the client authenticates with the TLS client certificate of the
+   * connection instead (RFC 8705 style, entity_id required), see docs/authn.md.
    */
   assertion: string;
   /**
@@ -791,6 +792,11 @@ export interface IssueTokenRequest {
    * cnf.jkt is its RFC 7638 thumbprint.
    */
   popPublicJwk: string;
+  /**
+   * Only without an assertion: the entity the TLS client certificate must name (URI SAN or
+   * CN, as for certificate credentials). Must be empty when an assertion is given.
+   */
+  entityId: string;
 }
 
 /** IssueToken output. */
@@ -807,7 +813,10 @@ export interface IssueTokenResponse {
   tokenId: string;
   /** Level of assurance of the authentication (2 symmetric, 3 certificate). */
   loa: number;
-  /** How server_proof is computed. */
+  /**
+   * How server_proof is computed; unspecified (and server_proof empty) with TLS client
+   * authentication, where TLS authenticated the server.
+   */
   serverProofType: ServerProofType;
   /** The server proof (see ServerProofType). */
   serverProof: string;
@@ -4554,7 +4563,7 @@ export const RevokeCredentialResponse: MessageFns<RevokeCredentialResponse> = {
 };
 
 function createBaseIssueTokenRequest(): IssueTokenRequest {
-  return { tenant: "", assertion: "", audience: "", popPublicJwk: "" };
+  return { tenant: "", assertion: "", audience: "", popPublicJwk: "", entityId: "" };
 }
 
 export const IssueTokenRequest: MessageFns<IssueTokenRequest> = {
@@ -4570,6 +4579,9 @@ export const IssueTokenRequest: MessageFns<IssueTokenRequest> = {
     }
     if (message.popPublicJwk !== "") {
       writer.uint32(34).string(message.popPublicJwk);
+    }
+    if (message.entityId !== "") {
+      writer.uint32(42).string(message.entityId);
     }
     return writer;
   },
@@ -4619,6 +4631,14 @@ export const IssueTokenRequest: MessageFns<IssueTokenRequest> = {
             message.popPublicJwk = reader.string();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.entityId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4641,6 +4661,11 @@ export const IssueTokenRequest: MessageFns<IssueTokenRequest> = {
         : isSet(object.pop_public_jwk)
         ? globalThis.String(object.pop_public_jwk)
         : "",
+      entityId: isSet(object.entityId)
+        ? globalThis.String(object.entityId)
+        : isSet(object.entity_id)
+        ? globalThis.String(object.entity_id)
+        : "",
     };
   },
 
@@ -4658,6 +4683,9 @@ export const IssueTokenRequest: MessageFns<IssueTokenRequest> = {
     if (message.popPublicJwk !== "") {
       obj.popPublicJwk = message.popPublicJwk;
     }
+    if (message.entityId !== "") {
+      obj.entityId = message.entityId;
+    }
     return obj;
   },
 
@@ -4670,6 +4698,7 @@ export const IssueTokenRequest: MessageFns<IssueTokenRequest> = {
     message.assertion = object.assertion ?? "";
     message.audience = object.audience ?? "";
     message.popPublicJwk = object.popPublicJwk ?? "";
+    message.entityId = object.entityId ?? "";
     return message;
   },
 };
