@@ -4,7 +4,7 @@
  *
  *   node --import tsx scripts/test.ts            every test (unit, contract, service, platform)
  *   node --import tsx scripts/test.ts --unit     unit tests only (no external processes)
- *   node --import tsx scripts/test.ts libs/bus   only tests under the given folders
+ *   node --import tsx scripts/test.ts libs/bus   only tests under the given folders (or these test files)
  */
 import { readdirSync, statSync } from 'node:fs'
 import { join, relative } from 'node:path'
@@ -21,6 +21,7 @@ const folders = args.filter((a) => !a.startsWith('--'))
 const roots = folders.length > 0 ? folders : ['libs', 'services', 'test']
 
 function findTests(dir: string): string[] {
+  if (dir.endsWith('.test.ts')) return statSync(dir, { throwIfNoEntry: false })?.isFile() === true ? [dir] : []
   let entries: string[]
   try {
     entries = readdirSync(dir, { recursive: true, encoding: 'utf8' })
