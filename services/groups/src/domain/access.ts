@@ -1,10 +1,12 @@
 /**
  * Who may do what with a group. Tenant admins manage groups; the group's agent relays and
- * authenticates; a member reads its own envelopes. For anyone else, and for every caller of
+ * authenticates (and, in a dynamic group, adds and removes members); a member reads its own
+ * envelopes (and may leave a dynamic group); an entity the join policy allows may join a
+ * dynamic group. For anyone else, and for every caller of
  * another tenant, the group does not exist (ERR_NOT_FOUND).
  */
 import { M2msecError } from '@m2msec/errors'
-import { GROUP_ID_PATTERN, LIMITS, type Caller, type GroupRecord } from './model.ts'
+import { GROUP_ID_PATTERN, LIMITS, type Caller, type GroupRecord, type MembershipMode } from './model.ts'
 import type { GroupsDeps, Versioned } from './ports.ts'
 
 /** The caller's relation to a group. */
@@ -63,6 +65,82 @@ export async function loadGroup(
     throw new M2msecError('ERR_PERMISSION_DENIED', `this needs one of: ${allowed.join(', ')}`)
   return { ...found, role }
 }
+
+/** The group's membership mode (records from before modes existed are STATIC). */
+export function membershipOf(group: GroupRecord): MembershipMode {
+  return group.membership ?? 'STATIC'
+}
+
+/**
+ * Checks a join policy: at most LIMITS.joinPatterns patterns of valid member-id length; `*`
+ * only as the last character (a prefix pattern).
+ */
+export function validateJoinPolicy(patterns: readonly string[]): void {
+  if (patterns.length > LIMITS.joinPatterns) {
+    throw new M2msecError('ERR_INVALID_ARGUMENT', `a join policy has at most ${LIMITS.joinPatterns} patterns`, {
+      field: 'join_policy.allow',
+    })
+  }
+  for (const p of patterns) {
+    validateMemberId(p, 'join_policy.allow')
+    if (p.slice(0, -1).includes('*')) {
+      throw new M2msecError('ERR_INVALID_ARGUMENT', 'a join pattern is an exact id or a prefix ending in *', {
+        field: 'join_policy.allow',
+      })
+    }
+  }
+}
+
+/**
+ * True when `entityId` matches one of the patterns: equal to it, or (for `prefix*`) starting
+ * with the prefix. An empty list matches nobody.
+ *
+ * @example
+ * ```ts
+ * joinAllowed(['car-*', 'bus-7'], 'car-42') // true
+ * ```
+ */
+export function joinAllowed(patterns: readonly string[], entityId: string): boolean {
+  return patterns.some((p) => (p.endsWith('*') ? entityId.startsWith(p.slice(0, -1)) : entityId === p))
+}
+
+/**
+ * Who may apply a membership change, checked on every (re)load of the record:
+ * - `admin`: AddMembers/RemoveMembers/CreateGroup; a tenant admin, or the agent of a dynamic group.
+ * - `join`: the caller joins itself; dynamic group whose join policy matches the caller.
+ * - `leave`: the caller leaves itself; a member of a dynamic group.
+ * Callers with no part in the group get ERR_NOT_FOUND (a caller allowed to join has one).
+ */
+export function authorizeChange(caller: Caller, group: GroupRecord, kind: ChangeKind): void {
+  if (caller.tenant !== group.tenant) throw groupNotFound()
+  const dynamic = membershipOf(group) === 'DYNAMIC'
+  const role = roleOf(caller, group)
+  if (kind === 'manage') {
+    if (role === 'none') throw groupNotFound()
+    if (role === 'admin' || (role === 'agent' && dynamic)) return
+    throw new M2msecError(
+      'ERR_PERMISSION_DENIED',
+      dynamic
+        ? 'membership changes need an admin or the agent'
+        : 'membership of a static group is changed by admins only',
+    )
+  }
+  if (kind === 'leave') {
+    if (!group.members.includes(caller.id)) {
+      if (role === 'none') throw groupNotFound()
+      throw new M2msecError('ERR_NOT_FOUND', 'the caller is not a member of the group')
+    }
+    if (!dynamic) throw new M2msecError('ERR_PERMISSION_DENIED', 'members cannot leave a static group by themselves')
+    return
+  }
+  if (!dynamic) throw new M2msecError('ERR_PERMISSION_DENIED', 'a static group cannot be joined by oneself')
+  if (!joinAllowed(group.joinAllow ?? [], caller.id)) {
+    throw new M2msecError('ERR_PERMISSION_DENIED', "the group's join policy does not allow this entity")
+  }
+}
+
+/** What kind of membership change a caller asks for (see authorizeChange). */
+export type ChangeKind = 'manage' | 'join' | 'leave'
 
 /** Throws ERR_PERMISSION_DENIED unless the caller is a tenant admin. */
 export function requireAdmin(caller: Caller, action: string): void {

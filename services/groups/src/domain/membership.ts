@@ -1,16 +1,27 @@
 /**
- * Group lifecycle and static membership: create, read, list, delete, add and remove members.
- * Every join and leave is one rekey in the KMS (a new epoch); the KMS answers with the
+ * Group lifecycle and membership: create, read, list, delete, add and remove members, and in
+ * dynamic groups join and leave by oneself. Every join and leave, whoever asks for it, goes
+ * through `changeMembership`: one rekey in the KMS (a new epoch); the KMS answers with the
  * envelopes, which are kept per epoch for the agent to relay, and a `membership.changed`
- * event goes on the bus.
+ * event naming the caller (`actor`) and the kind of change (`via`) goes on the bus.
  *
  * Order of writes: the KMS tree is the authority on membership and epoch (its change is
  * checked against the epoch this record holds); the envelopes are stored next, the group
  * record last, with a revision-checked update.
  */
 import { M2msecError, isM2msecError } from '@m2msec/errors'
-import { groupNotFound, loadGroup, pageSize, requireAdmin, validateGroupId, validateMemberId } from './access.ts'
-import { LIMITS, type Caller, type Envelope, type GroupRecord } from './model.ts'
+import {
+  authorizeChange,
+  groupNotFound,
+  loadGroup,
+  pageSize,
+  requireAdmin,
+  validateGroupId,
+  validateJoinPolicy,
+  validateMemberId,
+  type ChangeKind,
+} from './access.ts'
+import { LIMITS, type Caller, type Envelope, type GroupRecord, type MembershipMode } from './model.ts'
 import type { GroupsDeps, MemberCredential } from './ports.ts'
 
 /** A member to add; without a credential key id it is looked up in authn. */
@@ -78,9 +89,24 @@ async function keepRekey(
   return { rekeys: all.slice(cut), dropped: all.slice(0, cut) }
 }
 
+/** Loads a group of the caller's tenant and checks the caller may make a change of `kind`. */
+async function loadForChange(
+  deps: GroupsDeps,
+  caller: Caller,
+  groupId: string,
+  kind: ChangeKind,
+): Promise<{ value: GroupRecord; revision: number }> {
+  validateGroupId(groupId)
+  const found = await deps.groups.get(caller.tenant, groupId)
+  if (found === undefined) throw groupNotFound()
+  authorizeChange(caller, found.value, kind)
+  return found
+}
+
 /**
  * Applies one membership change: KMS rekey, envelopes, group record. Retries when another
  * replica changed the group in between (the KMS refuses a change made against an old epoch).
+ * The caller is authorized (`kind`) before any credential lookup and again on every reload.
  */
 async function changeMembership(
   deps: GroupsDeps,
@@ -88,7 +114,9 @@ async function changeMembership(
   groupId: string,
   joins: readonly MemberSpec[],
   leaves: readonly string[],
+  kind: ChangeKind,
 ): Promise<{ group: GroupRecord; rekey: RekeyInfo }> {
+  await loadForChange(deps, caller, groupId, kind)
   if (joins.length + leaves.length === 0) throw invalid('a change needs at least one member', 'members')
   if (joins.length + leaves.length > LIMITS.changeItems) {
     throw new M2msecError('ERR_PAYLOAD_TOO_LARGE', `at most ${LIMITS.changeItems} members per change`, {
@@ -103,7 +131,7 @@ async function changeMembership(
   }
   const credentials = await resolveCredentials(deps, caller.tenant, joins)
   for (let attempt = 0; ; attempt++) {
-    const { value: group, revision } = await loadGroup(deps, caller, groupId, ['admin'])
+    const { value: group, revision } = await loadForChange(deps, caller, groupId, kind)
     const members = new Set(group.members)
     for (const j of joins) {
       if (members.has(j.memberId)) {
@@ -145,7 +173,14 @@ async function changeMembership(
       left: [...leaves],
       envelopeCount: applied.envelopes.length,
     }
-    publishInBackground(deps, { type: 'membership.changed', tenant: group.tenant, groupId: group.id, ...rekey })
+    publishInBackground(deps, {
+      type: 'membership.changed',
+      tenant: group.tenant,
+      groupId: group.id,
+      ...rekey,
+      actor: caller.id,
+      via: kind,
+    })
     return { group: next, rekey }
   }
 }
@@ -182,6 +217,10 @@ export async function createGroup(
     agent: MemberSpec
     members: readonly MemberSpec[]
     arity: number
+    /** Default STATIC. */
+    membership?: MembershipMode
+    /** Join policy patterns (DYNAMIC only); default empty. */
+    joinAllow?: readonly string[]
   },
 ): Promise<{ group: GroupRecord; rekey?: RekeyInfo }> {
   requireAdmin(caller, 'CreateGroup')
@@ -189,6 +228,12 @@ export async function createGroup(
   validateMemberId(req.agent.memberId, 'agent.member_id')
   if (Buffer.byteLength(req.description) > LIMITS.descriptionBytes) {
     throw new M2msecError('ERR_PAYLOAD_TOO_LARGE', 'description is larger than 256 bytes', { field: 'description' })
+  }
+  const membership = req.membership ?? 'STATIC'
+  const joinAllow = req.joinAllow ?? []
+  validateJoinPolicy(joinAllow)
+  if (membership === 'STATIC' && joinAllow.length > 0) {
+    throw invalid('a static group has no join policy', 'join_policy')
   }
   const arity = req.arity === 0 ? 2 : req.arity
   if (!Number.isInteger(arity) || arity < 2 || arity > 1024) throw invalid('arity must be 2-1024', 'arity')
@@ -220,6 +265,8 @@ export async function createGroup(
     agentCredentialKeyId: agent.credentialKeyId,
     arity,
     rekeyPolicy: 'EVERY_CHANGE',
+    membership,
+    joinAllow: [...joinAllow],
     epoch: 0,
     members: [],
     senderKeyId: sender.keyId,
@@ -238,7 +285,7 @@ export async function createGroup(
   }
   publishInBackground(deps, { type: 'group.created', tenant: caller.tenant, groupId: group.id, epoch: 0 })
   if (req.members.length === 0) return { group }
-  return changeMembership(deps, caller, group.id, req.members, [])
+  return changeMembership(deps, caller, group.id, req.members, [], 'manage')
 }
 
 /** GetGroup: admin, agent or member. */
@@ -288,24 +335,50 @@ export async function deleteGroup(deps: GroupsDeps, caller: Caller, groupId: str
   publishInBackground(deps, { type: 'group.deleted', tenant: caller.tenant, groupId })
 }
 
-/** AddMembers (admin): one rekey. */
+/** AddMembers (admin, or the agent of a dynamic group): one rekey. */
 export async function addMembers(
   deps: GroupsDeps,
   caller: Caller,
   req: { groupId: string; members: readonly MemberSpec[] },
 ): Promise<{ group: GroupRecord; rekey: RekeyInfo }> {
-  requireAdmin(caller, 'AddMembers')
-  return changeMembership(deps, caller, req.groupId, req.members, [])
+  return changeMembership(deps, caller, req.groupId, req.members, [], 'manage')
 }
 
-/** RemoveMembers (admin): one rekey none of whose keys the leavers can obtain. */
+/**
+ * RemoveMembers (admin, or the agent of a dynamic group): one rekey none of whose keys the
+ * leavers can obtain.
+ */
 export async function removeMembers(
   deps: GroupsDeps,
   caller: Caller,
   req: { groupId: string; memberIds: readonly string[] },
 ): Promise<{ group: GroupRecord; rekey: RekeyInfo }> {
-  requireAdmin(caller, 'RemoveMembers')
-  return changeMembership(deps, caller, req.groupId, [], req.memberIds)
+  return changeMembership(deps, caller, req.groupId, [], req.memberIds, 'manage')
+}
+
+/**
+ * JoinGroup: the caller joins a dynamic group whose join policy matches its entity id; the
+ * same rekey as AddMembers. Without a credential key id its credential is looked up in authn.
+ */
+export async function joinGroup(
+  deps: GroupsDeps,
+  caller: Caller,
+  req: { groupId: string; credentialKeyId?: string },
+): Promise<{ group: GroupRecord; rekey: RekeyInfo }> {
+  const spec: MemberSpec =
+    req.credentialKeyId === undefined || req.credentialKeyId === ''
+      ? { memberId: caller.id }
+      : { memberId: caller.id, credentialKeyId: req.credentialKeyId }
+  return changeMembership(deps, caller, req.groupId, [spec], [], 'join')
+}
+
+/** LeaveGroup: the caller, a member, leaves a dynamic group; the same rekey as RemoveMembers. */
+export async function leaveGroup(
+  deps: GroupsDeps,
+  caller: Caller,
+  req: { groupId: string },
+): Promise<{ group: GroupRecord; rekey: RekeyInfo }> {
+  return changeMembership(deps, caller, req.groupId, [], [caller.id], 'leave')
 }
 
 /** GetRekeyEnvelopes (admin or agent): every envelope of one kept rekey (0 = the latest). */

@@ -1,5 +1,5 @@
 /**
- * The groups domain model: a tenant-scoped group with static membership, its agent, its
+ * The groups domain model: a tenant-scoped group with static or dynamic membership, its agent, its
  * broadcast sender key, and the state of group authentications in progress. Records hold ids
  * and public data only: every key lives in the KMS.
  */
@@ -14,6 +14,10 @@ export interface GroupRecord {
   readonly agentCredentialKeyId: string
   readonly arity: number
   readonly rekeyPolicy: 'EVERY_CHANGE'
+  /** Who changes membership (absent in records written before modes existed: STATIC). */
+  readonly membership?: MembershipMode
+  /** Entity id patterns allowed to join by themselves (exact, or `prefix*`); dynamic groups only. */
+  readonly joinAllow?: readonly string[]
   /** Current epoch (the KMS tree's). */
   readonly epoch: number
   /** Member ids in join order. */
@@ -28,6 +32,12 @@ export interface GroupRecord {
   readonly createdAt: string
   readonly updatedAt: string
 }
+
+/**
+ * STATIC: only tenant admins add and remove members. DYNAMIC: also self-join (join policy),
+ * self-leave, and the agent adds and removes members.
+ */
+export type MembershipMode = 'STATIC' | 'DYNAMIC'
 
 /** One key envelope (JWE) with its key names. */
 export interface Envelope {
@@ -87,4 +97,5 @@ export const LIMITS = {
   envelopesPerChunk: 400,
   pageSize: 1000,
   defaultPageSize: 100,
+  joinPatterns: 100,
 } as const

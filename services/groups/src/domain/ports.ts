@@ -112,6 +112,10 @@ export type GroupEvent =
       readonly joined: readonly string[]
       readonly left: readonly string[]
       readonly envelopeCount: number
+      /** The caller who made the change (audit). */
+      readonly actor: string
+      /** manage (AddMembers, RemoveMembers, CreateGroup), join (JoinGroup) or leave (LeaveGroup). */
+      readonly via: 'manage' | 'join' | 'leave'
     }
 
 /** Everything the operations use. */

@@ -7,6 +7,7 @@ import { M2msecError } from '@m2msec/errors'
 import {
   AuthenticationStep,
   Group,
+  Membership,
   RekeyPolicy,
   type Challenge,
   type GroupsService,
@@ -16,7 +17,7 @@ import { KeyEnvelope } from '@m2msec/proto/kms/v1'
 import type { UnaryHandlers } from '@m2msec/runtime'
 import type { AuthStep } from '../domain/authentication.ts'
 import type { GroupsOperations } from '../domain/index.ts'
-import type { ChallengeData, Envelope, GroupRecord } from '../domain/model.ts'
+import type { ChallengeData, Envelope, GroupRecord, MembershipMode } from '../domain/model.ts'
 import type { RekeyInfo } from '../domain/membership.ts'
 
 /** Handlers of the Groups service. */
@@ -34,7 +35,21 @@ function groupToProto(g: GroupRecord): Group {
     broadcastSender: { senderId: g.senderKeyId, publicJwk: g.senderPublicJwk },
     createdAt: new Date(g.createdAt),
     updatedAt: new Date(g.updatedAt),
+    membership: g.membership === 'DYNAMIC' ? Membership.MEMBERSHIP_DYNAMIC : Membership.MEMBERSHIP_STATIC,
+    joinPolicy: { allow: [...(g.joinAllow ?? [])] },
   })
+}
+
+function membershipFromProto(m: Membership): MembershipMode {
+  switch (m) {
+    case Membership.MEMBERSHIP_UNSPECIFIED:
+    case Membership.MEMBERSHIP_STATIC:
+      return 'STATIC'
+    case Membership.MEMBERSHIP_DYNAMIC:
+      return 'DYNAMIC'
+    default:
+      throw new M2msecError('ERR_INVALID_ARGUMENT', 'unknown membership mode', { field: 'membership' })
+  }
 }
 
 function rekeyToProto(r: RekeyInfo): Rekey {
@@ -102,6 +117,8 @@ export function createGroupsGrpcService(ops: GroupsOperations): GroupsHandlers {
         agent: spec(required(r.agent, 'agent')),
         members: r.members.map(spec),
         arity: r.arity,
+        membership: membershipFromProto(r.membership),
+        joinAllow: r.joinPolicy?.allow ?? [],
       })
       return {
         group: groupToProto(out.group),
@@ -128,6 +145,14 @@ export function createGroupsGrpcService(ops: GroupsOperations): GroupsHandlers {
     },
     async removeMembers(r, { principal }) {
       const out = await ops.removeMembers(principal, { groupId: r.groupId, memberIds: r.memberIds })
+      return { group: groupToProto(out.group), rekey: rekeyToProto(out.rekey) }
+    },
+    async joinGroup(r, { principal }) {
+      const out = await ops.joinGroup(principal, { groupId: r.groupId, credentialKeyId: r.credentialKeyId })
+      return { group: groupToProto(out.group), rekey: rekeyToProto(out.rekey) }
+    },
+    async leaveGroup(r, { principal }) {
+      const out = await ops.leaveGroup(principal, { groupId: r.groupId })
       return { group: groupToProto(out.group), rekey: rekeyToProto(out.rekey) }
     },
     async getRekeyEnvelopes(r, { principal }) {

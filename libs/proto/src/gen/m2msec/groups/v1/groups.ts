@@ -44,7 +44,8 @@ export const protobufFileName = "m2msec/groups/v1/groups.proto";
  * Conventions as in kms.proto: the tenant comes from the caller's credentials; another
  * tenant's group is NOT_FOUND. Tenant admins manage groups and send broadcasts; the agent of
  * a group relays and authenticates; a member reads its own envelopes; for anyone else the
- * group does not exist (NOT_FOUND).
+ * group does not exist (NOT_FOUND). In a MEMBERSHIP_DYNAMIC group, also: the agent adds and
+ * removes members, a member leaves by itself, and an entity the join policy allows joins.
  */
 
 /** How a group is rekeyed. */
@@ -81,6 +82,62 @@ export function rekeyPolicyToJSON(object: RekeyPolicy): string {
     default:
       return "UNRECOGNIZED";
   }
+}
+
+/** Who changes a group's membership. */
+export enum Membership {
+  /** MEMBERSHIP_UNSPECIFIED - Not set: MEMBERSHIP_STATIC. */
+  MEMBERSHIP_UNSPECIFIED = 0,
+  /** MEMBERSHIP_STATIC - Only tenant admins add and remove members. */
+  MEMBERSHIP_STATIC = 1,
+  /**
+   * MEMBERSHIP_DYNAMIC - Also: entities the join policy allows join by themselves (JoinGroup), members leave by
+   * themselves (LeaveGroup), and the agent adds and removes members (AddMembers,
+   * RemoveMembers), e.g. vehicles entering and leaving a roadside gateway's range.
+   */
+  MEMBERSHIP_DYNAMIC = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function membershipFromJSON(object: any): Membership {
+  switch (object) {
+    case 0:
+    case "MEMBERSHIP_UNSPECIFIED":
+      return Membership.MEMBERSHIP_UNSPECIFIED;
+    case 1:
+    case "MEMBERSHIP_STATIC":
+      return Membership.MEMBERSHIP_STATIC;
+    case 2:
+    case "MEMBERSHIP_DYNAMIC":
+      return Membership.MEMBERSHIP_DYNAMIC;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return Membership.UNRECOGNIZED;
+  }
+}
+
+export function membershipToJSON(object: Membership): string {
+  switch (object) {
+    case Membership.MEMBERSHIP_UNSPECIFIED:
+      return "MEMBERSHIP_UNSPECIFIED";
+    case Membership.MEMBERSHIP_STATIC:
+      return "MEMBERSHIP_STATIC";
+    case Membership.MEMBERSHIP_DYNAMIC:
+      return "MEMBERSHIP_DYNAMIC";
+    case Membership.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+/** Who may join a dynamic group by itself. */
+export interface JoinPolicy {
+  /**
+   * Entity id patterns: an exact id, or a prefix followed by `*` (`car-*`). Empty: nobody.
+   * At most 100 patterns of 1-1,024 characters.
+   */
+  allow: string[];
 }
 
 /** A member to add. */
@@ -127,7 +184,13 @@ export interface Group {
     | Date
     | undefined;
   /** Last change. */
-  updatedAt?: Date | undefined;
+  updatedAt?:
+    | Date
+    | undefined;
+  /** Membership mode. */
+  membership: Membership;
+  /** Who may join by itself (dynamic groups). */
+  joinPolicy?: JoinPolicy | undefined;
 }
 
 /** What one rekey produced. */
@@ -158,6 +221,10 @@ export interface CreateGroupRequest {
   rekeyPolicy: RekeyPolicy;
   /** Children per node of the key tree, 2-1024; 0 means 2. */
   arity: number;
+  /** Membership mode; fixed for the group's life. */
+  membership: Membership;
+  /** Who may join by itself; only for MEMBERSHIP_DYNAMIC. */
+  joinPolicy?: JoinPolicy | undefined;
 }
 
 /** CreateGroup output. */
@@ -254,6 +321,40 @@ export interface RemoveMembersRequest {
 
 /** RemoveMembers output. */
 export interface RemoveMembersResponse {
+  /** The group after the change. */
+  group?:
+    | Group
+    | undefined;
+  /** The rekey. */
+  rekey?: Rekey | undefined;
+}
+
+/** JoinGroup input. */
+export interface JoinGroupRequest {
+  /** The group id. */
+  groupId: string;
+  /** The KMS HMAC_SHA256 key of the caller's symmetric credential. Empty: looked up in authn. */
+  credentialKeyId: string;
+}
+
+/** JoinGroup output. */
+export interface JoinGroupResponse {
+  /** The group after the change. */
+  group?:
+    | Group
+    | undefined;
+  /** The rekey. */
+  rekey?: Rekey | undefined;
+}
+
+/** LeaveGroup input. */
+export interface LeaveGroupRequest {
+  /** The group id. */
+  groupId: string;
+}
+
+/** LeaveGroup output. */
+export interface LeaveGroupResponse {
   /** The group after the change. */
   group?:
     | Group
@@ -410,6 +511,73 @@ export interface SendBroadcastResponse {
   /** The sender's sequence number of this command. */
   seq: number;
 }
+
+function createBaseJoinPolicy(): JoinPolicy {
+  return { allow: [] };
+}
+
+export const JoinPolicy: MessageFns<JoinPolicy> = {
+  encode(message: JoinPolicy, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.allow) {
+      writer.uint32(10).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): JoinPolicy {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseJoinPolicy();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.allow.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): JoinPolicy {
+    return { allow: globalThis.Array.isArray(object?.allow) ? object.allow.map((e: any) => globalThis.String(e)) : [] };
+  },
+
+  toJSON(message: JoinPolicy): unknown {
+    const obj: any = {};
+    if (message.allow?.length) {
+      obj.allow = message.allow;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<JoinPolicy>, I>>(base?: I): JoinPolicy {
+    return JoinPolicy.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<JoinPolicy>, I>>(object: I): JoinPolicy {
+    const message = createBaseJoinPolicy();
+    message.allow = object.allow?.map((e) => e) || [];
+    return message;
+  },
+};
 
 function createBaseMemberSpec(): MemberSpec {
   return { memberId: "", credentialKeyId: "" };
@@ -609,6 +777,8 @@ function createBaseGroup(): Group {
     broadcastSender: undefined,
     createdAt: undefined,
     updatedAt: undefined,
+    membership: 0,
+    joinPolicy: undefined,
   };
 }
 
@@ -643,6 +813,12 @@ export const Group: MessageFns<Group> = {
     }
     if (message.updatedAt !== undefined) {
       Timestamp.encode(toTimestamp(message.updatedAt), writer.uint32(82).fork()).join();
+    }
+    if (message.membership !== 0) {
+      writer.uint32(88).int32(message.membership);
+    }
+    if (message.joinPolicy !== undefined) {
+      JoinPolicy.encode(message.joinPolicy, writer.uint32(98).fork()).join();
     }
     return writer;
   },
@@ -740,6 +916,22 @@ export const Group: MessageFns<Group> = {
             message.updatedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.membership = reader.int32() as any;
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.joinPolicy = JoinPolicy.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -792,6 +984,12 @@ export const Group: MessageFns<Group> = {
         : isSet(object.updated_at)
         ? fromJsonTimestamp(object.updated_at)
         : undefined,
+      membership: isSet(object.membership) ? membershipFromJSON(object.membership) : 0,
+      joinPolicy: isSet(object.joinPolicy)
+        ? JoinPolicy.fromJSON(object.joinPolicy)
+        : isSet(object.join_policy)
+        ? JoinPolicy.fromJSON(object.join_policy)
+        : undefined,
     };
   },
 
@@ -827,6 +1025,12 @@ export const Group: MessageFns<Group> = {
     if (message.updatedAt !== undefined) {
       obj.updatedAt = message.updatedAt.toISOString();
     }
+    if (message.membership !== 0) {
+      obj.membership = membershipToJSON(message.membership);
+    }
+    if (message.joinPolicy !== undefined) {
+      obj.joinPolicy = JoinPolicy.toJSON(message.joinPolicy);
+    }
     return obj;
   },
 
@@ -847,6 +1051,10 @@ export const Group: MessageFns<Group> = {
       : undefined;
     message.createdAt = object.createdAt ?? undefined;
     message.updatedAt = object.updatedAt ?? undefined;
+    message.membership = object.membership ?? 0;
+    message.joinPolicy = (object.joinPolicy !== undefined && object.joinPolicy !== null)
+      ? JoinPolicy.fromPartial(object.joinPolicy)
+      : undefined;
     return message;
   },
 };
@@ -973,7 +1181,16 @@ export const Rekey: MessageFns<Rekey> = {
 };
 
 function createBaseCreateGroupRequest(): CreateGroupRequest {
-  return { groupId: "", description: "", agent: undefined, members: [], rekeyPolicy: 0, arity: 0 };
+  return {
+    groupId: "",
+    description: "",
+    agent: undefined,
+    members: [],
+    rekeyPolicy: 0,
+    arity: 0,
+    membership: 0,
+    joinPolicy: undefined,
+  };
 }
 
 export const CreateGroupRequest: MessageFns<CreateGroupRequest> = {
@@ -995,6 +1212,12 @@ export const CreateGroupRequest: MessageFns<CreateGroupRequest> = {
     }
     if (message.arity !== 0) {
       writer.uint32(48).uint32(message.arity);
+    }
+    if (message.membership !== 0) {
+      writer.uint32(56).int32(message.membership);
+    }
+    if (message.joinPolicy !== undefined) {
+      JoinPolicy.encode(message.joinPolicy, writer.uint32(66).fork()).join();
     }
     return writer;
   },
@@ -1060,6 +1283,22 @@ export const CreateGroupRequest: MessageFns<CreateGroupRequest> = {
             message.arity = reader.uint32();
             continue;
           }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.membership = reader.int32() as any;
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.joinPolicy = JoinPolicy.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1088,6 +1327,12 @@ export const CreateGroupRequest: MessageFns<CreateGroupRequest> = {
         ? rekeyPolicyFromJSON(object.rekey_policy)
         : 0,
       arity: isSet(object.arity) ? globalThis.Number(object.arity) : 0,
+      membership: isSet(object.membership) ? membershipFromJSON(object.membership) : 0,
+      joinPolicy: isSet(object.joinPolicy)
+        ? JoinPolicy.fromJSON(object.joinPolicy)
+        : isSet(object.join_policy)
+        ? JoinPolicy.fromJSON(object.join_policy)
+        : undefined,
     };
   },
 
@@ -1111,6 +1356,12 @@ export const CreateGroupRequest: MessageFns<CreateGroupRequest> = {
     if (message.arity !== 0) {
       obj.arity = Math.round(message.arity);
     }
+    if (message.membership !== 0) {
+      obj.membership = membershipToJSON(message.membership);
+    }
+    if (message.joinPolicy !== undefined) {
+      obj.joinPolicy = JoinPolicy.toJSON(message.joinPolicy);
+    }
     return obj;
   },
 
@@ -1127,6 +1378,10 @@ export const CreateGroupRequest: MessageFns<CreateGroupRequest> = {
     message.members = object.members?.map((e) => MemberSpec.fromPartial(e)) || [];
     message.rekeyPolicy = object.rekeyPolicy ?? 0;
     message.arity = object.arity ?? 0;
+    message.membership = object.membership ?? 0;
+    message.joinPolicy = (object.joinPolicy !== undefined && object.joinPolicy !== null)
+      ? JoinPolicy.fromPartial(object.joinPolicy)
+      : undefined;
     return message;
   },
 };
@@ -2215,6 +2470,342 @@ export const RemoveMembersResponse: MessageFns<RemoveMembersResponse> = {
   },
   fromPartial<I extends Exact<DeepPartial<RemoveMembersResponse>, I>>(object: I): RemoveMembersResponse {
     const message = createBaseRemoveMembersResponse();
+    message.group = (object.group !== undefined && object.group !== null) ? Group.fromPartial(object.group) : undefined;
+    message.rekey = (object.rekey !== undefined && object.rekey !== null) ? Rekey.fromPartial(object.rekey) : undefined;
+    return message;
+  },
+};
+
+function createBaseJoinGroupRequest(): JoinGroupRequest {
+  return { groupId: "", credentialKeyId: "" };
+}
+
+export const JoinGroupRequest: MessageFns<JoinGroupRequest> = {
+  encode(message: JoinGroupRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.groupId !== "") {
+      writer.uint32(10).string(message.groupId);
+    }
+    if (message.credentialKeyId !== "") {
+      writer.uint32(18).string(message.credentialKeyId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): JoinGroupRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseJoinGroupRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.groupId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.credentialKeyId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): JoinGroupRequest {
+    return {
+      groupId: isSet(object.groupId)
+        ? globalThis.String(object.groupId)
+        : isSet(object.group_id)
+        ? globalThis.String(object.group_id)
+        : "",
+      credentialKeyId: isSet(object.credentialKeyId)
+        ? globalThis.String(object.credentialKeyId)
+        : isSet(object.credential_key_id)
+        ? globalThis.String(object.credential_key_id)
+        : "",
+    };
+  },
+
+  toJSON(message: JoinGroupRequest): unknown {
+    const obj: any = {};
+    if (message.groupId !== "") {
+      obj.groupId = message.groupId;
+    }
+    if (message.credentialKeyId !== "") {
+      obj.credentialKeyId = message.credentialKeyId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<JoinGroupRequest>, I>>(base?: I): JoinGroupRequest {
+    return JoinGroupRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<JoinGroupRequest>, I>>(object: I): JoinGroupRequest {
+    const message = createBaseJoinGroupRequest();
+    message.groupId = object.groupId ?? "";
+    message.credentialKeyId = object.credentialKeyId ?? "";
+    return message;
+  },
+};
+
+function createBaseJoinGroupResponse(): JoinGroupResponse {
+  return { group: undefined, rekey: undefined };
+}
+
+export const JoinGroupResponse: MessageFns<JoinGroupResponse> = {
+  encode(message: JoinGroupResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.group !== undefined) {
+      Group.encode(message.group, writer.uint32(10).fork()).join();
+    }
+    if (message.rekey !== undefined) {
+      Rekey.encode(message.rekey, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): JoinGroupResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseJoinGroupResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.group = Group.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.rekey = Rekey.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): JoinGroupResponse {
+    return {
+      group: isSet(object.group) ? Group.fromJSON(object.group) : undefined,
+      rekey: isSet(object.rekey) ? Rekey.fromJSON(object.rekey) : undefined,
+    };
+  },
+
+  toJSON(message: JoinGroupResponse): unknown {
+    const obj: any = {};
+    if (message.group !== undefined) {
+      obj.group = Group.toJSON(message.group);
+    }
+    if (message.rekey !== undefined) {
+      obj.rekey = Rekey.toJSON(message.rekey);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<JoinGroupResponse>, I>>(base?: I): JoinGroupResponse {
+    return JoinGroupResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<JoinGroupResponse>, I>>(object: I): JoinGroupResponse {
+    const message = createBaseJoinGroupResponse();
+    message.group = (object.group !== undefined && object.group !== null) ? Group.fromPartial(object.group) : undefined;
+    message.rekey = (object.rekey !== undefined && object.rekey !== null) ? Rekey.fromPartial(object.rekey) : undefined;
+    return message;
+  },
+};
+
+function createBaseLeaveGroupRequest(): LeaveGroupRequest {
+  return { groupId: "" };
+}
+
+export const LeaveGroupRequest: MessageFns<LeaveGroupRequest> = {
+  encode(message: LeaveGroupRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.groupId !== "") {
+      writer.uint32(10).string(message.groupId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LeaveGroupRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLeaveGroupRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.groupId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LeaveGroupRequest {
+    return {
+      groupId: isSet(object.groupId)
+        ? globalThis.String(object.groupId)
+        : isSet(object.group_id)
+        ? globalThis.String(object.group_id)
+        : "",
+    };
+  },
+
+  toJSON(message: LeaveGroupRequest): unknown {
+    const obj: any = {};
+    if (message.groupId !== "") {
+      obj.groupId = message.groupId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<LeaveGroupRequest>, I>>(base?: I): LeaveGroupRequest {
+    return LeaveGroupRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<LeaveGroupRequest>, I>>(object: I): LeaveGroupRequest {
+    const message = createBaseLeaveGroupRequest();
+    message.groupId = object.groupId ?? "";
+    return message;
+  },
+};
+
+function createBaseLeaveGroupResponse(): LeaveGroupResponse {
+  return { group: undefined, rekey: undefined };
+}
+
+export const LeaveGroupResponse: MessageFns<LeaveGroupResponse> = {
+  encode(message: LeaveGroupResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.group !== undefined) {
+      Group.encode(message.group, writer.uint32(10).fork()).join();
+    }
+    if (message.rekey !== undefined) {
+      Rekey.encode(message.rekey, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LeaveGroupResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLeaveGroupResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.group = Group.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.rekey = Rekey.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LeaveGroupResponse {
+    return {
+      group: isSet(object.group) ? Group.fromJSON(object.group) : undefined,
+      rekey: isSet(object.rekey) ? Rekey.fromJSON(object.rekey) : undefined,
+    };
+  },
+
+  toJSON(message: LeaveGroupResponse): unknown {
+    const obj: any = {};
+    if (message.group !== undefined) {
+      obj.group = Group.toJSON(message.group);
+    }
+    if (message.rekey !== undefined) {
+      obj.rekey = Rekey.toJSON(message.rekey);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<LeaveGroupResponse>, I>>(base?: I): LeaveGroupResponse {
+    return LeaveGroupResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<LeaveGroupResponse>, I>>(object: I): LeaveGroupResponse {
+    const message = createBaseLeaveGroupResponse();
     message.group = (object.group !== undefined && object.group !== null) ? Group.fromPartial(object.group) : undefined;
     message.rekey = (object.rekey !== undefined && object.rekey !== null) ? Rekey.fromPartial(object.rekey) : undefined;
     return message;
@@ -3868,7 +4459,7 @@ export const GroupsService = {
     responseDeserialize: (value: Buffer): DeleteGroupResponse => DeleteGroupResponse.decode(value),
   },
   /**
-   * Adds members: one rekey (new epoch). Admin.
+   * Adds members: one rekey (new epoch). Admin, or the agent of a dynamic group.
    * Reasons: ERR_INVALID_ARGUMENT, ERR_ALREADY_EXISTS, ERR_NOT_FOUND,
    * ERR_FAILED_PRECONDITION (no credential, or the group size limit).
    */
@@ -3882,7 +4473,8 @@ export const GroupsService = {
     responseDeserialize: (value: Buffer): AddMembersResponse => AddMembersResponse.decode(value),
   },
   /**
-   * Removes members: one rekey (new epoch) none of whose keys they can obtain. Admin.
+   * Removes members: one rekey (new epoch) none of whose keys they can obtain. Admin, or the
+   * agent of a dynamic group.
    * Reasons: ERR_INVALID_ARGUMENT, ERR_NOT_FOUND.
    */
   removeMembers: {
@@ -3894,6 +4486,34 @@ export const GroupsService = {
     responseSerialize: (value: RemoveMembersResponse): Buffer =>
       Buffer.from(RemoveMembersResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): RemoveMembersResponse => RemoveMembersResponse.decode(value),
+  },
+  /**
+   * The caller joins a dynamic group whose join policy allows its entity id: one rekey, as
+   * AddMembers.
+   * Reasons: ERR_PERMISSION_DENIED (static group, or not allowed), ERR_ALREADY_EXISTS,
+   * ERR_NOT_FOUND, ERR_FAILED_PRECONDITION (no credential, or the group size limit).
+   */
+  joinGroup: {
+    path: "/m2msec.groups.v1.Groups/JoinGroup" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: JoinGroupRequest): Buffer => Buffer.from(JoinGroupRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): JoinGroupRequest => JoinGroupRequest.decode(value),
+    responseSerialize: (value: JoinGroupResponse): Buffer => Buffer.from(JoinGroupResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): JoinGroupResponse => JoinGroupResponse.decode(value),
+  },
+  /**
+   * The caller, a member, leaves a dynamic group: one rekey, as RemoveMembers.
+   * Reasons: ERR_PERMISSION_DENIED (static group), ERR_NOT_FOUND.
+   */
+  leaveGroup: {
+    path: "/m2msec.groups.v1.Groups/LeaveGroup" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: LeaveGroupRequest): Buffer => Buffer.from(LeaveGroupRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): LeaveGroupRequest => LeaveGroupRequest.decode(value),
+    responseSerialize: (value: LeaveGroupResponse): Buffer => Buffer.from(LeaveGroupResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): LeaveGroupResponse => LeaveGroupResponse.decode(value),
   },
   /**
    * The envelopes of one rekey, for the agent to relay to every member. Admin or agent.
@@ -4014,16 +4634,29 @@ export interface GroupsServer extends UntypedServiceImplementation {
    */
   deleteGroup: handleUnaryCall<DeleteGroupRequest, DeleteGroupResponse>;
   /**
-   * Adds members: one rekey (new epoch). Admin.
+   * Adds members: one rekey (new epoch). Admin, or the agent of a dynamic group.
    * Reasons: ERR_INVALID_ARGUMENT, ERR_ALREADY_EXISTS, ERR_NOT_FOUND,
    * ERR_FAILED_PRECONDITION (no credential, or the group size limit).
    */
   addMembers: handleUnaryCall<AddMembersRequest, AddMembersResponse>;
   /**
-   * Removes members: one rekey (new epoch) none of whose keys they can obtain. Admin.
+   * Removes members: one rekey (new epoch) none of whose keys they can obtain. Admin, or the
+   * agent of a dynamic group.
    * Reasons: ERR_INVALID_ARGUMENT, ERR_NOT_FOUND.
    */
   removeMembers: handleUnaryCall<RemoveMembersRequest, RemoveMembersResponse>;
+  /**
+   * The caller joins a dynamic group whose join policy allows its entity id: one rekey, as
+   * AddMembers.
+   * Reasons: ERR_PERMISSION_DENIED (static group, or not allowed), ERR_ALREADY_EXISTS,
+   * ERR_NOT_FOUND, ERR_FAILED_PRECONDITION (no credential, or the group size limit).
+   */
+  joinGroup: handleUnaryCall<JoinGroupRequest, JoinGroupResponse>;
+  /**
+   * The caller, a member, leaves a dynamic group: one rekey, as RemoveMembers.
+   * Reasons: ERR_PERMISSION_DENIED (static group), ERR_NOT_FOUND.
+   */
+  leaveGroup: handleUnaryCall<LeaveGroupRequest, LeaveGroupResponse>;
   /**
    * The envelopes of one rekey, for the agent to relay to every member. Admin or agent.
    * Reasons: ERR_NOT_FOUND (group, or an epoch no longer kept).
@@ -4155,7 +4788,7 @@ export interface GroupsClient extends Client {
     callback: (error: ServiceError | null, response: DeleteGroupResponse) => void,
   ): ClientUnaryCall;
   /**
-   * Adds members: one rekey (new epoch). Admin.
+   * Adds members: one rekey (new epoch). Admin, or the agent of a dynamic group.
    * Reasons: ERR_INVALID_ARGUMENT, ERR_ALREADY_EXISTS, ERR_NOT_FOUND,
    * ERR_FAILED_PRECONDITION (no credential, or the group size limit).
    */
@@ -4175,7 +4808,8 @@ export interface GroupsClient extends Client {
     callback: (error: ServiceError | null, response: AddMembersResponse) => void,
   ): ClientUnaryCall;
   /**
-   * Removes members: one rekey (new epoch) none of whose keys they can obtain. Admin.
+   * Removes members: one rekey (new epoch) none of whose keys they can obtain. Admin, or the
+   * agent of a dynamic group.
    * Reasons: ERR_INVALID_ARGUMENT, ERR_NOT_FOUND.
    */
   removeMembers(
@@ -4192,6 +4826,46 @@ export interface GroupsClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: RemoveMembersResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * The caller joins a dynamic group whose join policy allows its entity id: one rekey, as
+   * AddMembers.
+   * Reasons: ERR_PERMISSION_DENIED (static group, or not allowed), ERR_ALREADY_EXISTS,
+   * ERR_NOT_FOUND, ERR_FAILED_PRECONDITION (no credential, or the group size limit).
+   */
+  joinGroup(
+    request: JoinGroupRequest,
+    callback: (error: ServiceError | null, response: JoinGroupResponse) => void,
+  ): ClientUnaryCall;
+  joinGroup(
+    request: JoinGroupRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: JoinGroupResponse) => void,
+  ): ClientUnaryCall;
+  joinGroup(
+    request: JoinGroupRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: JoinGroupResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * The caller, a member, leaves a dynamic group: one rekey, as RemoveMembers.
+   * Reasons: ERR_PERMISSION_DENIED (static group), ERR_NOT_FOUND.
+   */
+  leaveGroup(
+    request: LeaveGroupRequest,
+    callback: (error: ServiceError | null, response: LeaveGroupResponse) => void,
+  ): ClientUnaryCall;
+  leaveGroup(
+    request: LeaveGroupRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: LeaveGroupResponse) => void,
+  ): ClientUnaryCall;
+  leaveGroup(
+    request: LeaveGroupRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: LeaveGroupResponse) => void,
   ): ClientUnaryCall;
   /**
    * The envelopes of one rekey, for the agent to relay to every member. Admin or agent.
