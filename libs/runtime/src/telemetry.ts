@@ -103,8 +103,23 @@ export function startTelemetry(opts: TelemetryOptions): TelemetryShutdown {
     instrumentations: [new GrpcInstrumentation({ ignoreGrpcMethods: IGNORED_GRPC_METHODS })],
   })
   sdk.start()
+  running += 1
   let stopped: Promise<void> | undefined
-  return () => (stopped ??= sdk.shutdown())
+  return () =>
+    (stopped ??= sdk.shutdown().finally(() => {
+      running -= 1
+    }))
+}
+
+/** SDKs started by {@link startTelemetry} and not shut down (tests may start more than one). */
+let running = 0
+
+/**
+ * Whether an OpenTelemetry SDK is running in this process. The gRPC server skips span and
+ * context work per call when none is: with no SDK there is nobody to record or export it.
+ */
+export function telemetryRunning(): boolean {
+  return running > 0
 }
 
 /**

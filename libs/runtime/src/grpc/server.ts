@@ -13,6 +13,7 @@ import { ReflectionService } from '@grpc/reflection'
 import {
   SpanKind,
   SpanStatusCode,
+  INVALID_SPAN_CONTEXT,
   context as otelContext,
   isSpanContextValid,
   propagation,
@@ -21,11 +22,14 @@ import {
 } from '@opentelemetry/api'
 import { M2msecError, isM2msecError } from '@m2msec/errors'
 import type { Logger } from '../logger.ts'
-import { getMeter, getTracer } from '../telemetry.ts'
+import { getMeter, getTracer, telemetryRunning } from '../telemetry.ts'
 import { ANONYMOUS_PRINCIPAL, type AuthRequest, type Authenticator, type Principal } from './auth.ts'
 import type { GrpcServerConfig } from './config.ts'
 import { REQUEST_ID_METADATA, toGrpcError } from './errors.ts'
 import { loadReflectionDefinition, type ReflectionSource } from './reflection.ts'
+
+/** The span of every call while no telemetry SDK runs: records nothing, costs nothing. */
+const UNTRACED_SPAN = trace.wrapSpanContext(INVALID_SPAN_CONTEXT)
 
 /** Everything a handler knows about its call besides the request. */
 export interface CallContext {
@@ -254,20 +258,27 @@ export function createGrpcServer(config: GrpcServerConfig, deps: GrpcServerDeps)
               Math.max(0, deadline.getTime() - Date.now()),
             )
 
+      // No SDK running: no span, no context (a no-op span keeps the code below uniform).
       // With the ESM hook, grpc instrumentation already made a SERVER span current: nest under
       // it. Without it, this is the server span and the parent comes from the metadata.
-      const instrumented = trace.getActiveSpan() !== undefined
-      const parent = instrumented
-        ? otelContext.active()
-        : propagation.extract(otelContext.active(), call.metadata, metadataGetter)
-      const span = tracer.startSpan(
-        instrumented ? `m2msec ${service}/${method}` : `${service}/${method}`,
-        {
-          kind: instrumented ? SpanKind.INTERNAL : SpanKind.SERVER,
-          attributes: { ...attributes, 'm2msec.request_id': requestId },
-        },
-        parent,
-      )
+      const traced = telemetryRunning()
+      const instrumented = traced && trace.getActiveSpan() !== undefined
+      const parent = !traced
+        ? undefined
+        : instrumented
+          ? otelContext.active()
+          : propagation.extract(otelContext.active(), call.metadata, metadataGetter)
+      const span =
+        parent === undefined
+          ? UNTRACED_SPAN
+          : tracer.startSpan(
+              instrumented ? `m2msec ${service}/${method}` : `${service}/${method}`,
+              {
+                kind: instrumented ? SpanKind.INTERNAL : SpanKind.SERVER,
+                attributes: { ...attributes, 'm2msec.request_id': requestId },
+              },
+              parent,
+            )
       const spanContext = span.spanContext()
       // The child logger is built only when something is logged (7 µs per call otherwise).
       let childLog: Logger | undefined
@@ -290,73 +301,70 @@ export function createGrpcServer(config: GrpcServerConfig, deps: GrpcServerDeps)
         span.end()
       }
 
-      void otelContext
-        .with(
-          trace.setSpan(parent, span),
-          async (): Promise<{ response: unknown; trailer: grpc.Metadata } | { error: grpc.ServiceError }> => {
-            try {
-              let principal: Principal
-              const peerCertificate = call.getAuthContext().sslPeerCertificate
-              if (isPublic) {
-                principal = ANONYMOUS_PRINCIPAL
-              } else {
-                const req: AuthRequest =
-                  peerCertificate === undefined
-                    ? { metadata: call.metadata }
-                    : { metadata: call.metadata, peerCertificate }
-                principal = await deps.authenticator.authenticate(req)
-              }
-              span.setAttributes({
-                'm2msec.tenant': principal.tenant,
-                'm2msec.principal': principal.id,
-                'm2msec.auth': principal.via,
-              })
-              const ctx: CallContext = {
-                principal,
-                requestId,
-                peer: call.getPeer(),
-                method: path,
-                ...(deadline === undefined ? {} : { deadline }),
-                signal: controller.signal,
-                get log() {
-                  return callLog()
-                },
-                metadata: call.metadata,
-                ...(peerCertificate === undefined ? {} : { peerCertificateDer: peerCertificate.raw }),
-              }
-              if (call.request instanceof MalformedRequest) {
-                throw new M2msecError('ERR_INVALID_ARGUMENT', 'request is not a valid protobuf message of this method')
-              }
-              const response = await handler(call.request, ctx)
-              const trailer = new grpc.Metadata()
-              trailer.set(REQUEST_ID_METADATA, requestId)
-              finish(grpc.status.OK)
-              if (log.isLevelEnabled('debug')) {
-                callLog().debug({ durationMs: Math.round(performance.now() - started) }, 'rpc ok')
-              }
-              return { response, trailer }
-            } catch (err) {
-              const grpcErr = toGrpcError(err, requestId)
-              finish(grpcErr.code)
-              const durationMs = Math.round(performance.now() - started)
-              if (SERVER_FAULTS.has(grpcErr.code) || !isM2msecError(err)) {
-                span.recordException(err instanceof Error ? err : new Error(String(err)))
-                callLog().error({ err, durationMs }, 'rpc failed')
-              } else {
-                callLog().info(
-                  {
-                    code: err.code,
-                    status: grpc.status[grpcErr.code],
-                    reason: err.message,
-                    durationMs,
-                  },
-                  'rpc rejected',
-                )
-              }
-              return { error: grpcErr }
-            }
-          },
-        )
+      const handle = async (): Promise<
+        { response: unknown; trailer: grpc.Metadata } | { error: grpc.ServiceError }
+      > => {
+        try {
+          let principal: Principal
+          const peerCertificate = call.getAuthContext().sslPeerCertificate
+          if (isPublic) {
+            principal = ANONYMOUS_PRINCIPAL
+          } else {
+            const req: AuthRequest =
+              peerCertificate === undefined ? { metadata: call.metadata } : { metadata: call.metadata, peerCertificate }
+            principal = await deps.authenticator.authenticate(req)
+          }
+          span.setAttributes({
+            'm2msec.tenant': principal.tenant,
+            'm2msec.principal': principal.id,
+            'm2msec.auth': principal.via,
+          })
+          const ctx: CallContext = {
+            principal,
+            requestId,
+            peer: call.getPeer(),
+            method: path,
+            ...(deadline === undefined ? {} : { deadline }),
+            signal: controller.signal,
+            get log() {
+              return callLog()
+            },
+            metadata: call.metadata,
+            ...(peerCertificate === undefined ? {} : { peerCertificateDer: peerCertificate.raw }),
+          }
+          if (call.request instanceof MalformedRequest) {
+            throw new M2msecError('ERR_INVALID_ARGUMENT', 'request is not a valid protobuf message of this method')
+          }
+          const response = await handler(call.request, ctx)
+          const trailer = new grpc.Metadata()
+          trailer.set(REQUEST_ID_METADATA, requestId)
+          finish(grpc.status.OK)
+          if (log.isLevelEnabled('debug')) {
+            callLog().debug({ durationMs: Math.round(performance.now() - started) }, 'rpc ok')
+          }
+          return { response, trailer }
+        } catch (err) {
+          const grpcErr = toGrpcError(err, requestId)
+          finish(grpcErr.code)
+          const durationMs = Math.round(performance.now() - started)
+          if (SERVER_FAULTS.has(grpcErr.code) || !isM2msecError(err)) {
+            span.recordException(err instanceof Error ? err : new Error(String(err)))
+            callLog().error({ err, durationMs }, 'rpc failed')
+          } else {
+            callLog().info(
+              {
+                code: err.code,
+                status: grpc.status[grpcErr.code],
+                reason: err.message,
+                durationMs,
+              },
+              'rpc rejected',
+            )
+          }
+          return { error: grpcErr }
+        }
+      }
+      void (parent === undefined ? handle() : otelContext.with(trace.setSpan(parent, span), handle))
         .then((outcome) => {
           // Outside the try: a throw from callback (e.g. serialisation) must not answer twice.
           if ('error' in outcome) callback(outcome.error)
