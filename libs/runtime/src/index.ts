@@ -56,6 +56,7 @@ export {
   type SignalSource,
 } from './shutdown.ts'
 export { systemClock, systemRandom, type Clock, type Random } from './clock.ts'
+export { createTenantCaller, type TenantCaller, type TenantCallerOptions } from './grpc/tenant-call.ts'
 export {
   toGrpcError,
   fromGrpcError,

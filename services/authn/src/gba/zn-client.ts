@@ -16,7 +16,7 @@ import {
   RspfTarget,
 } from '@m2msec/proto/bootstrap/v1'
 import { M2msecError } from '@m2msec/errors'
-import { fromGrpcError, promiseClient, TENANT_METADATA } from '@m2msec/runtime'
+import { createTenantCaller, promiseClient } from '@m2msec/runtime'
 import type { GbaZn } from '../domain/ports.ts'
 
 /** How authn reaches the BSF (the `gba` config section). */
@@ -56,24 +56,20 @@ export function createZnClient(opts: ZnClientOptions): ZnClient {
     opts.tls?.serverName === undefined ? {} : { 'grpc.ssl_target_name_override': opts.tls.serverName }
   const raw = new GbaZnClient(opts.target, creds, channelOptions)
   const zn = promiseClient(GbaZnService, raw)
+  const call = createTenantCaller({ timeoutMs: opts.timeoutMs })
   return {
     async mafKey(tenant, btid) {
-      const metadata = new grpc.Metadata()
-      metadata.set(TENANT_METADATA, tenant)
-      let res
-      try {
-        res = await zn.getRspfCredential(
+      const res = await call(tenant, (o) =>
+        zn.getRspfCredential(
           GetRspfCredentialRequest.fromPartial({
             btid,
             target: RspfTarget.RSPF_TARGET_MAF,
             targetFqdn: opts.mafFqdn,
             delivery: NafKeyDelivery.NAF_KEY_DELIVERY_KEY_HANDLE,
           }),
-          { metadata, deadline: new Date(Date.now() + opts.timeoutMs) },
-        )
-      } catch (err) {
-        throw fromGrpcError(err as grpc.ServiceError)
-      }
+          o,
+        ),
+      )
       const key = res.key
       if (key === undefined || key.keyId === '' || key.expiresAt === undefined || key.bootstrappedAt === undefined) {
         throw new M2msecError('ERR_INTERNAL', 'the BSF answered without a key handle')

@@ -29,7 +29,7 @@ import {
   type Key,
 } from '@m2msec/proto/kms/v1'
 import { M2msecError } from '@m2msec/errors'
-import { fromGrpcError, promiseClient, TENANT_METADATA, type PromiseClient } from '@m2msec/runtime'
+import { promiseClient, type PromiseClient, createTenantCaller } from '@m2msec/runtime'
 import type { KmsKeyInfo, TenantKms } from '../domain/ports.ts'
 
 /** How authn reaches the KMS (the `kms` config section). */
@@ -93,16 +93,7 @@ export function createKmsClient(opts: KmsClientOptions): KmsClient {
   const raw = new KeyManagementClient(opts.target, credentials(opts), channelOptions)
   const kms: PromiseClient<typeof KeyManagementService> = promiseClient(KeyManagementService, raw)
 
-  const call = async <T>(tenant: string, run: (o: { metadata: grpc.Metadata; deadline: Date }) => Promise<T>) => {
-    const metadata = new grpc.Metadata()
-    metadata.set(TENANT_METADATA, tenant)
-    if (opts.token !== undefined) metadata.set('authorization', `Bearer ${opts.token}`)
-    try {
-      return await run({ metadata, deadline: new Date(Date.now() + opts.timeoutMs) })
-    } catch (err) {
-      throw fromGrpcError(err as grpc.ServiceError)
-    }
-  }
+  const call = createTenantCaller({ token: opts.token, timeoutMs: opts.timeoutMs })
 
   return {
     async createKey(tenant, spec) {

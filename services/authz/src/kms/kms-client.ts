@@ -17,7 +17,7 @@ import {
   type Key,
 } from '@m2msec/proto/kms/v1'
 import { M2msecError, isM2msecError } from '@m2msec/errors'
-import { fromGrpcError, promiseClient, TENANT_METADATA, type PromiseClient } from '@m2msec/runtime'
+import { promiseClient, type PromiseClient, createTenantCaller } from '@m2msec/runtime'
 
 /** How authz reaches the KMS (the `das.kms` config section). */
 export interface KmsClientOptions {
@@ -92,16 +92,7 @@ export function createDasKms(opts: KmsClientOptions): DasKms {
   const raw = new KeyManagementClient(opts.target, credentials(opts), channelOptions)
   const kms: PromiseClient<typeof KeyManagementService> = promiseClient(KeyManagementService, raw)
 
-  const call = async <T>(tenant: string, run: (o: { metadata: grpc.Metadata; deadline: Date }) => Promise<T>) => {
-    const metadata = new grpc.Metadata()
-    metadata.set(TENANT_METADATA, tenant)
-    if (opts.token !== undefined) metadata.set('authorization', `Bearer ${opts.token}`)
-    try {
-      return await run({ metadata, deadline: new Date(Date.now() + opts.timeoutMs) })
-    } catch (err) {
-      throw fromGrpcError(err as grpc.ServiceError)
-    }
-  }
+  const call = createTenantCaller({ token: opts.token, timeoutMs: opts.timeoutMs })
   const getKey = async (tenant: string, keyId: string) =>
     info((await call(tenant, (o) => kms.getKey(GetKeyRequest.fromPartial({ keyId }), o))).key)
 

@@ -13,7 +13,7 @@ import {
   KeyManagementService,
   SignRequest,
 } from '@m2msec/proto/kms/v1'
-import { fromGrpcError, promiseClient, TENANT_METADATA, type PromiseClient } from '@m2msec/runtime'
+import { promiseClient, type PromiseClient, createTenantCaller } from '@m2msec/runtime'
 import type { PkiKms } from './domain/model.ts'
 
 /** How the PKI reaches the KMS (same shape as the service's `kms` config section). */
@@ -54,16 +54,7 @@ export function createPkiKmsClient(opts: PkiKmsClientOptions): PkiKmsClient {
     opts.tls?.serverName === undefined ? {} : { 'grpc.ssl_target_name_override': opts.tls.serverName }
   const raw = new KeyManagementClient(opts.target, creds, channelOptions)
   const kms: PromiseClient<typeof KeyManagementService> = promiseClient(KeyManagementService, raw)
-  const call = async <T>(tenant: string, run: (o: { metadata: grpc.Metadata; deadline: Date }) => Promise<T>) => {
-    const metadata = new grpc.Metadata()
-    metadata.set(TENANT_METADATA, tenant)
-    if (opts.token !== undefined) metadata.set('authorization', `Bearer ${opts.token}`)
-    try {
-      return await run({ metadata, deadline: new Date(Date.now() + opts.timeoutMs) })
-    } catch (err) {
-      throw fromGrpcError(err as grpc.ServiceError)
-    }
-  }
+  const call = createTenantCaller({ token: opts.token, timeoutMs: opts.timeoutMs })
   return {
     async createSigningKey(tenant, spec) {
       const res = await call(tenant, (o) =>

@@ -14,7 +14,7 @@ import {
   CredentialType,
   GetEntityRequest,
 } from '@m2msec/proto/authn/v1'
-import { fromGrpcError, promiseClient, TENANT_METADATA } from '@m2msec/runtime'
+import { createTenantCaller, promiseClient } from '@m2msec/runtime'
 import type { CredentialDirectory } from '../domain/ports.ts'
 import type { KmsClientOptions } from './kms-client.ts'
 
@@ -48,21 +48,13 @@ export function createAuthnDirectory(
     opts.tls?.serverName === undefined ? {} : { 'grpc.ssl_target_name_override': opts.tls.serverName },
   )
   const authn = promiseClient(AuthenticationService, raw)
+  const call = createTenantCaller({ token: opts.token, timeoutMs: opts.timeoutMs })
   return {
     async credentialKeyOf(tenant, entityId) {
-      const metadata = new grpc.Metadata()
-      metadata.set(TENANT_METADATA, tenant)
-      if (opts.token !== undefined) metadata.set('authorization', `Bearer ${opts.token}`)
       let entity
       try {
-        entity = (
-          await authn.getEntity(GetEntityRequest.fromPartial({ entityId }), {
-            metadata,
-            deadline: new Date(Date.now() + opts.timeoutMs),
-          })
-        ).entity
-      } catch (err) {
-        const e = fromGrpcError(err as grpc.ServiceError)
+        entity = (await call(tenant, (o) => authn.getEntity(GetEntityRequest.fromPartial({ entityId }), o))).entity
+      } catch (e) {
         if (isM2msecError(e) && e.code === 'ERR_NOT_FOUND') {
           throw new M2msecError('ERR_FAILED_PRECONDITION', 'member is not a registered entity', { memberId: entityId })
         }

@@ -25,7 +25,7 @@ import {
   SignRequest,
   type KeyEnvelope,
 } from '@m2msec/proto/kms/v1'
-import { fromGrpcError, promiseClient, TENANT_METADATA } from '@m2msec/runtime'
+import { promiseClient, createTenantCaller } from '@m2msec/runtime'
 import type { Envelope } from '../domain/model.ts'
 import type { GroupKms } from '../domain/ports.ts'
 
@@ -77,16 +77,7 @@ export function createKmsClient(opts: KmsClientOptions): KmsClient {
   const groups = promiseClient(GroupKeysService, rawGroups)
   const keys = promiseClient(KeyManagementService, rawKeys)
 
-  const call = async <T>(tenant: string, run: (o: { metadata: grpc.Metadata; deadline: Date }) => Promise<T>) => {
-    const metadata = new grpc.Metadata()
-    metadata.set(TENANT_METADATA, tenant)
-    if (opts.token !== undefined) metadata.set('authorization', `Bearer ${opts.token}`)
-    try {
-      return await run({ metadata, deadline: new Date(Date.now() + opts.timeoutMs) })
-    } catch (err) {
-      throw fromGrpcError(err as grpc.ServiceError)
-    }
-  }
+  const call = createTenantCaller({ token: opts.token, timeoutMs: opts.timeoutMs })
   const at = (ms: number) => new Date(ms)
 
   return {

@@ -7,7 +7,7 @@
  * Ke reaches the KMS only inside a JWE (ECDH-ES+A256KW, A256GCM) made for the tenant's
  * EC_P256_ECDH key `rspf-import`, which this adapter creates on first use.
  */
-import * as grpc from '@grpc/grpc-js'
+import type * as grpc from '@grpc/grpc-js'
 import { CompactEncrypt, importJWK, type JWK } from 'jose'
 import { isM2msecError, M2msecError } from '@m2msec/errors'
 import {
@@ -24,7 +24,7 @@ import {
   type Key,
   type KeyManagementClient,
 } from '@m2msec/proto/kms/v1'
-import { fromGrpcError, promiseClient, TENANT_METADATA } from '@m2msec/runtime'
+import { promiseClient, createTenantCaller } from '@m2msec/runtime'
 import type { RspfKms } from '../domain/ports.ts'
 
 /** How the RSPF reaches the KMS. */
@@ -57,16 +57,7 @@ export function createRspfKms(opts: RspfKmsOptions): RspfKms {
   const kms = promiseClient(KeyManagementService, opts.client as unknown as grpc.Client)
   const importKeys = new Map<string, Promise<ImportKey>>()
 
-  const call = async <T>(tenant: string, run: (o: { metadata: grpc.Metadata; deadline: Date }) => Promise<T>) => {
-    const metadata = new grpc.Metadata()
-    metadata.set(TENANT_METADATA, tenant)
-    if (opts.token !== undefined) metadata.set('authorization', `Bearer ${opts.token}`)
-    try {
-      return await run({ metadata, deadline: new Date(Date.now() + (opts.timeoutMs ?? 5000)) })
-    } catch (err) {
-      throw fromGrpcError(err as grpc.ServiceError)
-    }
-  }
+  const call = createTenantCaller({ token: opts.token, timeoutMs: opts.timeoutMs ?? 5000 })
 
   const importKeyOf = (key: Key | undefined): ImportKey => {
     const jwk = key?.versions.find((v) => v.version === key.primaryVersion)?.publicJwk
