@@ -198,8 +198,8 @@ before(async () => {
         znTarget: `localhost:${bootstrap.address.port}`,
         tls: { caFile: pki.paths.caCert, ...authnIdentity },
       },
-      // Every check fetches the CRL, so the revocation below is seen at once.
-      certificates: { crlCacheSec: 0 },
+      // Every check asks OCSP (and the CRL) afresh, so the revocation below is seen at once.
+      certificates: { crlCacheSec: 0, ocspCacheSec: 0 },
     }),
     quiet('authn'),
   )

@@ -67,6 +67,8 @@ export {
   ERROR_CODE_METADATA,
   REQUEST_ID_METADATA,
   STATUS_DETAILS_METADATA,
+  RETRY_PUSHBACK_METADATA,
+  RETRY_AFTER_DETAIL,
   type GrpcErrorLike,
 } from './grpc/errors.ts'
 export {
@@ -74,9 +76,13 @@ export {
   decodeRpcStatus,
   encodeErrorInfo,
   decodeErrorInfo,
+  encodeRetryInfo,
+  decodeRetryInfo,
   ERROR_INFO_TYPE_URL,
+  RETRY_INFO_TYPE_URL,
   type RpcStatus,
   type ErrorInfo,
+  type RetryInfo,
   type AnyMessage,
 } from './grpc/status-details.ts'
 export {

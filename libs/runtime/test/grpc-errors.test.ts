@@ -2,10 +2,13 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { Metadata, status } from '@grpc/grpc-js'
 import { ERROR_CODES, M2msecError, type ErrorCode } from '@m2msec/errors'
-import { ErrorInfo, Status } from '@m2msec/proto/google/rpc'
+import { ErrorInfo, RetryInfo, Status } from '@m2msec/proto/google/rpc'
 import {
   ERROR_INFO_TYPE_URL,
+  RETRY_INFO_TYPE_URL,
+  decodeRetryInfo,
   decodeRpcStatus,
+  encodeRetryInfo,
   encodeRpcStatus,
   fromGrpcError,
   fromRpcStatus,
@@ -105,4 +108,52 @@ test('fromGrpcError falls back to metadata, then to the status code', () => {
   const garbage = new Metadata()
   garbage.set('grpc-status-details-bin', Buffer.from([0xff, 0xff, 0xff]))
   assert.equal(fromGrpcError({ code: status.NOT_FOUND, details: 'x', metadata: garbage }).code, 'ERR_NOT_FOUND')
+})
+
+test('RetryInfo: the hand-encoded Duration decodes with the generated types (seconds, nanos), and back', () => {
+  for (const [ms, seconds, nanos] of [
+    [1500, 1, 500_000_000],
+    [4000, 4, 0],
+    [1, 0, 1_000_000],
+    [300_000, 300, 0],
+    [0.2, 0, 1_000_000], // rounded up to a whole millisecond, never to "retry now"
+    [-5, 0, 0],
+  ] as const) {
+    const bytes = encodeRetryInfo({ retryDelayMs: ms })
+    const generated = RetryInfo.decode(bytes)
+    assert.equal(generated.retryDelay?.seconds, BigInt(seconds), `seconds of ${ms}`)
+    assert.equal(generated.retryDelay?.nanos, nanos, `nanos of ${ms}`)
+    assert.equal(decodeRetryInfo(bytes).retryDelayMs, seconds * 1000 + nanos / 1e6)
+  }
+  const fromGenerated = RetryInfo.encode(
+    RetryInfo.fromPartial({ retryDelay: { seconds: 2n, nanos: 250_000_000 } }),
+  ).finish()
+  assert.equal(decodeRetryInfo(fromGenerated).retryDelayMs, 2250)
+})
+
+test('an error with retryAfterMs carries RetryInfo next to ErrorInfo and the push-back trailer', () => {
+  const err = toGrpcError(
+    new M2msecError('ERR_RATE_LIMITED', 'too many attempts', { scope: 'entity', retryAfterMs: 2500 }),
+    'rid',
+  )
+  assert.equal(err.code, status.RESOURCE_EXHAUSTED)
+  assert.deepEqual(err.metadata.get('grpc-retry-pushback-ms'), ['2500'])
+  const decoded = Status.decode(err.metadata.get('grpc-status-details-bin')[0] as Buffer)
+  assert.deepEqual(
+    decoded.details.map((d) => d.typeUrl),
+    [ERROR_INFO_TYPE_URL, RETRY_INFO_TYPE_URL],
+  )
+  const retry = RetryInfo.decode(decoded.details[1]!.value)
+  assert.deepEqual(retry.retryDelay, { seconds: 2n, nanos: 500_000_000 })
+  // ErrorInfo keeps the details, so fromGrpcError still round-trips them.
+  assert.equal(fromGrpcError(err).details['retryAfterMs'], '2500')
+  // No retry detail (or a useless one), no RetryInfo and no push-back.
+  for (const details of [{}, { retryAfterMs: 0 }, { retryAfterMs: 'soon' }]) {
+    const plain = toGrpcError(new M2msecError('ERR_RATE_LIMITED', 'x', details), 'rid')
+    assert.equal(Status.decode(plain.metadata.get('grpc-status-details-bin')[0] as Buffer).details.length, 1)
+    assert.deepEqual(plain.metadata.get('grpc-retry-pushback-ms'), [])
+  }
+  // An INTERNAL answer exposes nothing, not even a retry delay.
+  const internal = toRpcStatus(new M2msecError('ERR_INTERNAL', 'x', { retryAfterMs: 10 }))
+  assert.equal(internal.details.length, 1)
 })

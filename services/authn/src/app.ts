@@ -34,7 +34,7 @@ import { descriptorSetPath } from '@m2msec/proto'
 import { AuthenticationService } from '@m2msec/proto/authn/v1'
 import { attemptTtlMs, jtiTtlMs, revocationTtlMs, type AuthnConfig } from './config.ts'
 import type { EntityRecord, MafClientRecord, MafKeyRecord, SessionKeyRecord, TenantRecord } from './domain/model.ts'
-import type { FailureState } from './domain/ports.ts'
+import type { CertificateRevocation, FailureState } from './domain/ports.ts'
 import type { AuthnSettings } from './domain/ports.ts'
 import { createAuthnOperations, type AuthnOperations } from './domain/operations/index.ts'
 import { tenantOfSigningKey } from './domain/operations/tenants.ts'
@@ -45,7 +45,8 @@ import { startJwksServer } from './http/jwks-server.ts'
 import { createKmsClient } from './kms/kms-client.ts'
 import { createZnClient } from './gba/zn-client.ts'
 import { createCrlFetcher } from './http/crl-fetch.ts'
-import { createCrlRevocation } from './domain/revocation.ts'
+import { createCertificateRevocation, createCrlSource, createOcspSource } from './domain/revocation.ts'
+import { createOcspPoster } from './http/ocsp-fetch.ts'
 import { createAttemptStore } from './store/attempt-store.ts'
 import { createEntityStore } from './store/entity-store.ts'
 import { createMafClientStore, createMafKeyStore, createSessionKeyStore } from './store/expiring-stores.ts'
@@ -62,6 +63,32 @@ export interface AuthnApp {
   readonly ops: AuthnOperations
   /** Stops accepting calls, lets in-flight calls finish, then closes everything in reverse order. */
   shutdown(): Promise<void>
+}
+
+/** Largest OCSP response accepted (a single-certificate answer is about 1-3 KiB). */
+const OCSP_MAX_BYTES = 64 * 1024
+
+/**
+ * The certificate revocation check of `certificates` (undefined = off): OCSP and CRL sources
+ * over HTTP in the configured order.
+ */
+export function createRevocation(c: AuthnConfig['certificates']): CertificateRevocation | undefined {
+  if (c.revocation === 'off') return undefined
+  const crl = createCrlSource({
+    fetchCrl: createCrlFetcher({ timeoutMs: c.crlFetchTimeoutMs, maxBytes: c.crlMaxBytes }),
+    clock: systemClock,
+    cacheMs: c.crlCacheSec * 1000,
+    allowedUrlPrefixes: c.crlUrlPrefixes,
+  })
+  if (c.revocation === 'crl') return createCertificateRevocation({ order: [crl] })
+  const ocsp = createOcspSource({
+    postOcsp: createOcspPoster({ timeoutMs: c.ocspTimeoutMs, maxBytes: OCSP_MAX_BYTES }),
+    clock: systemClock,
+    random: (n) => systemRandom.bytes(n),
+    cacheMs: c.ocspCacheSec * 1000,
+    allowedUrlPrefixes: c.ocspUrlPrefixes,
+  })
+  return createCertificateRevocation({ order: c.revocationPrefer === 'ocsp' ? [ocsp, crl] : [crl, ocsp] })
 }
 
 /** The domain settings of a configuration. */
@@ -189,18 +216,7 @@ export async function startAuthn(config: AuthnConfig, log: Logger): Promise<Auth
             timeoutMs: config.gba.timeoutMs,
           })
     if (zn !== undefined) onShutdown('zn client', () => zn.close())
-    const revocation =
-      config.certificates.revocation === 'off'
-        ? undefined
-        : createCrlRevocation({
-            fetchCrl: createCrlFetcher({
-              timeoutMs: config.certificates.crlFetchTimeoutMs,
-              maxBytes: config.certificates.crlMaxBytes,
-            }),
-            clock: systemClock,
-            cacheMs: config.certificates.crlCacheSec * 1000,
-            allowedUrlPrefixes: config.certificates.crlUrlPrefixes,
-          })
+    const revocation = createRevocation(config.certificates)
 
     const ops = createAuthnOperations({
       tenants,

@@ -262,10 +262,16 @@ export const authnConfigSchema = z
     certificates: z
       .object({
         revocation: z
-          .enum(['crl', 'off'])
-          .default('crl')
+          .enum(['on', 'crl', 'off'])
+          .default('on')
           .describe(
-            'crl: refuse certificates listed on the CRL of their http(s) CRL distribution point (fail closed when it cannot be fetched); off: no check',
+            'on: refuse revoked certificates, asking the OCSP responder of their AIA and the CRL of their distribution point in the order of revocationPrefer (fail closed when neither answers); crl: the CRL only; off: no check',
+          ),
+        revocationPrefer: z
+          .enum(['ocsp', 'crl'])
+          .default('ocsp')
+          .describe(
+            'which source revocation=on asks first; the other is asked only when the first has no answer (unknown, unreachable, bad signature, stale) or no pointer',
           ),
         crlCacheSec: z
           .number()
@@ -282,6 +288,20 @@ export const authnConfigSchema = z
           .array(z.string().min(1))
           .default([])
           .describe('URL prefixes CRL distribution points must start with (e.g. the PKI revocation URL); empty = any'),
+        ocspCacheSec: z
+          .number()
+          .int()
+          .min(0)
+          .max(86_400)
+          .default(60)
+          .describe(
+            'how long a good or revoked OCSP answer is reused (never beyond its nextUpdate): a revocation is seen within this time',
+          ),
+        ocspTimeoutMs: z.number().int().min(100).default(3_000).describe('deadline of an OCSP request'),
+        ocspUrlPrefixes: z
+          .array(z.string().min(1))
+          .default([])
+          .describe('URL prefixes AIA OCSP responder URLs must start with (e.g. the PKI revocation URL); empty = any'),
       })
       .prefault({}),
     sweep: z

@@ -3,15 +3,21 @@
  * `@m2msec/errors`; the machine-readable reason travels twice: as `m2msec-error-code` metadata
  * (easy to read with any client) and as the standard `google.rpc.ErrorInfo` inside
  * `grpc-status-details-bin` (what grpcurl, Envoy and Google client libraries understand).
+ * An error whose details carry a positive `retryAfterMs` (e.g. ERR_RATE_LIMITED) also gets a
+ * `google.rpc.RetryInfo` next to the ErrorInfo and the `grpc-retry-pushback-ms` trailer
+ * (gRFC A6: grpc clients with a retry policy wait that long before retrying).
  */
 import { Metadata, status as GrpcStatus, type ServiceError } from '@grpc/grpc-js'
 import { ERROR_CODES, M2msecError, isErrorCode, isM2msecError, type ErrorCode } from '@m2msec/errors'
 import {
   ERROR_INFO_TYPE_URL,
+  RETRY_INFO_TYPE_URL,
   decodeErrorInfo,
   decodeRpcStatus,
   encodeErrorInfo,
+  encodeRetryInfo,
   encodeRpcStatus,
+  type AnyMessage,
   type RpcStatus,
 } from './status-details.ts'
 
@@ -23,6 +29,10 @@ export const ERROR_CODE_METADATA = 'm2msec-error-code'
 export const REQUEST_ID_METADATA = 'm2msec-request-id'
 /** The standard rich-error trailer. */
 export const STATUS_DETAILS_METADATA = 'grpc-status-details-bin'
+/** The gRPC server push-back trailer (gRFC A6): milliseconds a retrying client should wait. */
+export const RETRY_PUSHBACK_METADATA = 'grpc-retry-pushback-ms'
+/** The error detail that, when a positive number of milliseconds, becomes `RetryInfo`. */
+export const RETRY_AFTER_DETAIL = 'retryAfterMs'
 
 /** The gRPC status number of an error code. */
 export function grpcStatusOf(code: ErrorCode): GrpcStatus {
@@ -33,9 +43,17 @@ function serviceError(code: GrpcStatus, message: string, metadata: Metadata): Se
   return Object.assign(new Error(message), { code, details: message, metadata })
 }
 
+/** The positive whole milliseconds of an exposed error's `retryAfterMs` detail, if any. */
+function retryAfterOf(err: M2msecError): number | undefined {
+  const raw = err.details[RETRY_AFTER_DETAIL]
+  const ms = typeof raw === 'number' ? raw : typeof raw === 'string' ? Number(raw) : Number.NaN
+  return Number.isFinite(ms) && ms > 0 ? Math.ceil(ms) : undefined
+}
+
 /**
  * The `google.rpc.Status` of an error: for an M2msecError its status, message and an
- * `ErrorInfo{reason: code, domain: 'm2msec.io', metadata: details}`; for anything else (and
+ * `ErrorInfo{reason: code, domain: 'm2msec.io', metadata: details}` (plus a
+ * `RetryInfo{retry_delay}` when the details carry a positive `retryAfterMs`); for anything else (and
  * for codes whose status is INTERNAL) INTERNAL with `internal error (request id …)` and no
  * details. Structurally equal to ts-proto's `google.rpc.Status`, so batch RPCs can return it
  * per item.
@@ -56,11 +74,12 @@ export function toRpcStatus(err: unknown, requestId = 'unknown'): RpcStatus {
     for (const [k, v] of Object.entries(err.details)) details[k] = String(v)
   }
   const info = encodeErrorInfo({ reason: code, domain: ERROR_DOMAIN, metadata: details })
-  return {
-    code: grpcCode,
-    message,
-    details: [{ typeUrl: ERROR_INFO_TYPE_URL, value: Buffer.from(info) }],
+  const anys: AnyMessage[] = [{ typeUrl: ERROR_INFO_TYPE_URL, value: Buffer.from(info) }]
+  const retryMs = exposed ? retryAfterOf(err) : undefined
+  if (retryMs !== undefined) {
+    anys.push({ typeUrl: RETRY_INFO_TYPE_URL, value: Buffer.from(encodeRetryInfo({ retryDelayMs: retryMs })) })
   }
+  return { code: grpcCode, message, details: anys }
 }
 
 /**
@@ -72,6 +91,8 @@ export function toRpcStatus(err: unknown, requestId = 'unknown'): RpcStatus {
  * ```ts
  * callback(toGrpcError(new M2msecError('ERR_KEY_NOT_FOUND', 'key not found', { keyId }), requestId))
  * // -> NOT_FOUND, "key not found", ErrorInfo{reason: 'ERR_KEY_NOT_FOUND', domain: 'm2msec.io', metadata: {keyId}}
+ * callback(toGrpcError(new M2msecError('ERR_RATE_LIMITED', 'slow down', { retryAfterMs: 1500 }), requestId))
+ * // -> RESOURCE_EXHAUSTED, ErrorInfo + RetryInfo{retry_delay: 1.5s}, trailer grpc-retry-pushback-ms: 1500
  * ```
  */
 export function toGrpcError(err: unknown, requestId: string): ServiceError {
@@ -80,6 +101,8 @@ export function toGrpcError(err: unknown, requestId: string): ServiceError {
   metadata.set(ERROR_CODE_METADATA, isM2msecError(err) ? err.code : 'ERR_INTERNAL')
   metadata.set(REQUEST_ID_METADATA, requestId)
   metadata.set(STATUS_DETAILS_METADATA, Buffer.from(encodeRpcStatus(rpcStatus)))
+  const retryMs = isM2msecError(err) && grpcStatusOf(err.code) !== GrpcStatus.INTERNAL ? retryAfterOf(err) : undefined
+  if (retryMs !== undefined) metadata.set(RETRY_PUSHBACK_METADATA, String(retryMs))
   return serviceError(rpcStatus.code as GrpcStatus, rpcStatus.message, metadata)
 }
 

@@ -1,16 +1,22 @@
 /**
- * Wire encoding of `google.rpc.Status` with `google.rpc.ErrorInfo` details, the payload of the
- * standard `grpc-status-details-bin` trailer (https://google.aip.dev/193). Hand-encoded with
- * @bufbuild/protobuf's wire primitives so the runtime needs no generated code:
+ * Wire encoding of `google.rpc.Status` with `google.rpc.ErrorInfo` and `google.rpc.RetryInfo`
+ * details, the payload of the standard `grpc-status-details-bin` trailer
+ * (https://google.aip.dev/193). Hand-encoded with @bufbuild/protobuf's wire primitives so the
+ * runtime needs no generated code:
  *
  *   Status    { int32 code = 1; string message = 2; repeated google.protobuf.Any details = 3; }
  *   Any       { string type_url = 1; bytes value = 2; }
  *   ErrorInfo { string reason = 1; string domain = 2; map<string, string> metadata = 3; }
+ *   RetryInfo { google.protobuf.Duration retry_delay = 1; }
+ *   Duration  { int64 seconds = 1; int32 nanos = 2; }
  */
 import { BinaryReader, BinaryWriter, WireType } from '@bufbuild/protobuf/wire'
 
 /** Type URL of `google.rpc.ErrorInfo` inside an `Any`. */
 export const ERROR_INFO_TYPE_URL = 'type.googleapis.com/google.rpc.ErrorInfo'
+
+/** Type URL of `google.rpc.RetryInfo` inside an `Any`. */
+export const RETRY_INFO_TYPE_URL = 'type.googleapis.com/google.rpc.RetryInfo'
 
 /** `google.rpc.ErrorInfo`. */
 export interface ErrorInfo {
@@ -72,6 +78,56 @@ export function decodeErrorInfo(bytes: Uint8Array): ErrorInfo {
     } else r.skip(wireType, field)
   }
   return { reason, domain, metadata }
+}
+
+/** `google.rpc.RetryInfo`: how long the client should wait before retrying. */
+export interface RetryInfo {
+  /** `retry_delay` in milliseconds (the Duration's seconds and nanos, at millisecond precision). */
+  readonly retryDelayMs: number
+}
+
+/**
+ * Encodes a `google.rpc.RetryInfo`; the delay is rounded up to a whole millisecond and a
+ * negative or non-finite delay encodes as zero.
+ *
+ * @example
+ * ```ts
+ * encodeRetryInfo({ retryDelayMs: 1500 }) // retry_delay { seconds: 1, nanos: 500000000 }
+ * ```
+ */
+export function encodeRetryInfo(info: RetryInfo): Uint8Array {
+  const ms = Number.isFinite(info.retryDelayMs) ? Math.max(0, Math.ceil(info.retryDelayMs)) : 0
+  const seconds = Math.floor(ms / 1000)
+  const nanos = (ms % 1000) * 1_000_000
+  const w = new BinaryWriter()
+  // The Duration field is always written, even for zero, so "retry now" stays explicit.
+  w.tag(1, WireType.LengthDelimited).fork()
+  if (seconds !== 0) w.tag(1, WireType.Varint).int64(seconds)
+  if (nanos !== 0) w.tag(2, WireType.Varint).int32(nanos)
+  w.join()
+  return w.finish()
+}
+
+/** Decodes a `google.rpc.RetryInfo` (missing delay = 0); unknown fields are skipped. */
+export function decodeRetryInfo(bytes: Uint8Array): RetryInfo {
+  const r = new BinaryReader(bytes)
+  let retryDelayMs = 0
+  while (r.pos < r.len) {
+    const [field, wireType] = r.tag()
+    if (field === 1 && wireType === WireType.LengthDelimited) {
+      const d = new BinaryReader(r.bytes())
+      let seconds = 0
+      let nanos = 0
+      while (d.pos < d.len) {
+        const [f, t] = d.tag()
+        if (f === 1 && t === WireType.Varint) seconds = Number(d.int64())
+        else if (f === 2 && t === WireType.Varint) nanos = d.int32()
+        else d.skip(t, f)
+      }
+      retryDelayMs = seconds * 1000 + nanos / 1_000_000
+    } else r.skip(wireType, field)
+  }
+  return { retryDelayMs }
 }
 
 /** Encodes a `google.rpc.Status`. */

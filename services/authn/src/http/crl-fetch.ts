@@ -3,6 +3,7 @@
  * size bound, DER or PEM (`-----BEGIN X509 CRL-----`) bodies. Redirects are not followed.
  */
 import { M2msecError } from '@m2msec/errors'
+import { readBoundedBody } from './bounded-body.ts'
 
 /** Options of {@link createCrlFetcher}. */
 export interface CrlFetchOptions {
@@ -24,20 +25,7 @@ export function createCrlFetcher(opts: CrlFetchOptions): (url: string) => Promis
       await res.body?.cancel()
       throw new M2msecError('ERR_UNAVAILABLE', `the CRL endpoint answered ${res.status}`)
     }
-    const declared = Number(res.headers.get('content-length') ?? '0')
-    if (declared > opts.maxBytes) {
-      await res.body?.cancel()
-      throw new M2msecError('ERR_UNAVAILABLE', 'the CRL is larger than certificates.crlMaxBytes')
-    }
-    const chunks: Uint8Array[] = []
-    let size = 0
-    for await (const chunk of res.body ?? []) {
-      size += chunk.length
-      if (size > opts.maxBytes)
-        throw new M2msecError('ERR_UNAVAILABLE', 'the CRL is larger than certificates.crlMaxBytes')
-      chunks.push(chunk)
-    }
-    const body = new Uint8Array(Buffer.concat(chunks))
+    const body = await readBoundedBody(res, opts.maxBytes, 'the CRL', 'certificates.crlMaxBytes')
     const text = Buffer.from(body.subarray(0, 32)).toString('latin1')
     if (!text.startsWith('-----BEGIN X509 CRL-----')) return body
     const b64 = Buffer.from(body)

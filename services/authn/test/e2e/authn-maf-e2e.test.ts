@@ -19,7 +19,8 @@ import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import * as grpc from '@grpc/grpc-js'
 import { compactDecrypt, decodeJwt, exportJWK, generateKeyPair, SignJWT } from 'jose'
-import { createLogger, fromGrpcError, promiseClient, type PromiseClient } from '@m2msec/runtime'
+import { createLogger, fromGrpcError, promiseClient, RETRY_INFO_TYPE_URL, type PromiseClient } from '@m2msec/runtime'
+import { RetryInfo, Status } from '@m2msec/proto/google/rpc'
 import {
   AddCredentialRequest,
   AuthenticationClient,
@@ -80,12 +81,13 @@ function bearer(token: string): { metadata: grpc.Metadata } {
 
 async function refusal(
   p: Promise<unknown>,
-): Promise<{ status: number; code: string; details: Record<string, unknown> }> {
+): Promise<{ status: number; code: string; details: Record<string, unknown>; metadata: grpc.Metadata }> {
   try {
     await p
   } catch (err) {
     const e = fromGrpcError(err as grpc.ServiceError)
-    return { status: (err as grpc.ServiceError).code, code: e.code, details: e.details }
+    const se = err as grpc.ServiceError
+    return { status: se.code, code: e.code, details: e.details, metadata: se.metadata }
   }
   throw new Error('expected the call to fail')
 }
@@ -258,6 +260,17 @@ describe(
       assert.equal(r.details['scope'], 'entity')
       const retryMs = Number(r.details['retryAfterMs'])
       assert.ok(retryMs > 0 && retryMs <= 1500, `retryAfterMs ${retryMs}`)
+      // The standard form of the same delay: google.rpc.RetryInfo in grpc-status-details-bin
+      // (decoded with the generated types) and the gRFC A6 push-back trailer.
+      const status = Status.decode(r.metadata.get('grpc-status-details-bin')[0] as Buffer)
+      assert.equal(status.code, grpc.status.RESOURCE_EXHAUSTED)
+      const retryAny = status.details.find((d) => d.typeUrl === RETRY_INFO_TYPE_URL)
+      assert.ok(retryAny !== undefined, 'RetryInfo detail present')
+      const delay = RetryInfo.decode(retryAny.value).retryDelay
+      const delayMs = Number(delay?.seconds ?? 0n) * 1000 + (delay?.nanos ?? 0) / 1e6
+      assert.ok(delayMs > 0, 'RetryInfo delay > 0')
+      assert.equal(delayMs, retryMs)
+      assert.deepEqual(r.metadata.get('grpc-retry-pushback-ms'), [String(retryMs)])
       await new Promise((res) => setTimeout(res, retryMs - (performance.now() - started) + 50))
       const token = await issue(anonB, VICTIM)
       assert.equal(decodeJwt(token).sub, VICTIM)
