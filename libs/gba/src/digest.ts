@@ -500,15 +500,43 @@ function md5Hex(...parts: (Uint8Array | string)[]): string {
  * ```
  */
 export function computeResponse(input: DigestResponseInput): string {
-  const { username, realm, method, uri, nonce } = input
-  for (const [name, v] of Object.entries({ username, realm, method, uri, nonce })) {
+  const { username, realm } = input
+  for (const [name, v] of Object.entries({ username, realm })) {
     if (typeof v !== 'string') throw invalidArgument(`${name} must be a string`, { param: name })
   }
   if (!(input.password instanceof Uint8Array) && typeof input.password !== 'string') {
     throw invalidArgument('password must be bytes or a string', { param: 'password' })
   }
+  return computeResponseWithHa1({ ...input, ha1: digestHa1(username, realm, input.password) })
+}
+
+/**
+ * H(A1) = MD5(username ":" realm ":" password) (RFC 2617 §3.2.2.2), 32 lowercase hex digits.
+ * A verifier may keep H(A1) instead of the password: it answers for this realm only.
+ *
+ * @example
+ * ```ts
+ * digestHa1('Mufasa', 'testrealm@host.com', 'Circle Of Life') // '939e7578ed9e3c518a452acee763bce9'
+ * ```
+ */
+export function digestHa1(username: string, realm: string, password: Uint8Array | string): string {
+  return md5Hex(username, ':', realm, ':', password)
+}
+
+/**
+ * {@link computeResponse} from H(A1) (see {@link digestHa1}) instead of the password.
+ *
+ * @example
+ * ```ts
+ * computeResponseWithHa1({ ha1, username, realm, method: 'POST', uri, nonce, qop: 'auth', nc: '00000001', cnonce })
+ * ```
+ */
+export function computeResponseWithHa1(input: Omit<DigestResponseInput, 'password'> & { ha1: string }): string {
+  const { method, uri, nonce, ha1 } = input
+  for (const [name, v] of Object.entries({ method, uri, nonce, ha1 })) {
+    if (typeof v !== 'string') throw invalidArgument(`${name} must be a string`, { param: name })
+  }
   if (input.algorithm !== undefined) checkAlgorithm(input.algorithm)
-  const ha1 = md5Hex(username, ':', realm, ':', input.password)
   if (input.qop === undefined) {
     return md5Hex(ha1, ':', nonce, ':', md5Hex(method, ':', uri))
   }

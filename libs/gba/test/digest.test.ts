@@ -3,7 +3,9 @@ import assert from 'node:assert/strict'
 import { base64ToBytes, bytesToHex, concatBytes } from '@m2msec/crypto'
 import {
   computeResponse,
+  computeResponseWithHa1,
   computeRspauth,
+  digestHa1,
   formatAuthenticationInfo,
   formatAuthorization,
   formatWwwAuthenticate,
@@ -53,6 +55,13 @@ describe('RFC 2617 §3.5 example', () => {
     })
     assert.equal(response, '6629fae49393a05397450978507c4ef1')
     assert.equal(response, c.response)
+  })
+  test('a verifier holding only H(A1) gets the published response', () => {
+    const c = parseAuthorization(RFC2617_AUTHORIZATION)
+    const ha1 = digestHa1(c.username, c.realm, 'Circle Of Life')
+    const common = { username: c.username, realm: c.realm, method: 'GET', uri: c.uri, nonce: c.nonce, qop: c.qop }
+    assert.equal(computeResponseWithHa1({ ...common, ha1, nc: c.nc, cnonce: c.cnonce }), c.response)
+    assert.notEqual(computeResponseWithHa1({ ...common, ha1, nc: '00000002', cnonce: c.cnonce }), c.response)
   })
   test('format then parse gives the same credentials', () => {
     const c = parseAuthorization(RFC2617_AUTHORIZATION)

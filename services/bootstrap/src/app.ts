@@ -22,6 +22,7 @@ import { descriptorSetPath } from '@m2msec/proto'
 import { GbaSubscribersService, GbaZnService, PkiService } from '@m2msec/proto/bootstrap/v1'
 import type { BootstrapConfig } from './config.ts'
 import type { GbaDeps, GbaSettings } from './gba/context.ts'
+import { createEstGbaAuthenticator } from './gba/est-digest.ts'
 import { createSubscriberOperations, type SubscriberOperations } from './gba/subscribers.ts'
 import { startGbaSweeper } from './gba/sweeper.ts'
 import { createUbEndpoint } from './gba/ub.ts'
@@ -48,6 +49,12 @@ export interface BootstrapApp {
   shutdown(): Promise<void>
 }
 
+/** Host name of the EST endpoint as devices see it (its public URL, else its listen address). */
+function estHostname(est: { readonly publicUrl?: string | undefined; readonly host: string }): string {
+  const host = est.host.includes(':') ? `[${est.host}]` : est.host
+  return new URL(est.publicUrl ?? `https://${host}`).hostname
+}
+
 /** The GBA settings of a configuration. */
 export function gbaSettingsOf(config: BootstrapConfig): GbaSettings {
   return {
@@ -60,6 +67,7 @@ export function gbaSettingsOf(config: BootstrapConfig): GbaSettings {
     ind: config.gba.ind,
     kmsPrincipal: config.kms.principal,
     nafRules: config.zn.nafs,
+    wrappedNafKeys: config.zn.nafs.some((r) => r.allowWrapped) || config.pki !== undefined,
   }
 }
 
@@ -174,7 +182,11 @@ export async function startBootstrap(config: BootstrapConfig, log: Logger): Prom
         timeoutMs: config.kms.timeoutMs,
       })
       onShutdown('pki kms client', () => pkiKms.close())
-      pki = await createPkiComponent({ config: config.pki, nc, kms: pkiKms, log, replicas })
+      const gba = createEstGbaAuthenticator(gbaDeps, zn, {
+        nafFqdn: config.gba.estNafFqdn ?? estHostname(config.pki.est),
+        nonceTtlMs: settings.nonceTtlMs,
+      })
+      pki = await createPkiComponent({ config: config.pki, nc, kms: pkiKms, log, replicas, gba })
     }
 
     // --- gRPC: GBA services, then those of other components ---

@@ -88,6 +88,13 @@ export const bootstrapConfigSchema = z
           .min(1_000)
           .default(60_000)
           .describe('how often expired sessions and challenges have their KMS keys scheduled for destruction'),
+        estNafFqdn: z
+          .string()
+          .regex(HOST_RE, 'must be a DNS name')
+          .optional()
+          .describe(
+            'NAF FQDN of the EST endpoint for GBA enrolment: realm 3GPP-bootstrapping@<fqdn>, NAF_Id = fqdn || Ua id 0100000002 (default: host of pki.est.publicUrl, else pki.est.host)',
+          ),
       })
       .prefault({}),
     zn: z

@@ -1,8 +1,9 @@
 /**
  * @m2msec/sdk/pki: device side of EST enrolment (RFC 7030) against the m2msec bootstrap
  * service. Makes a P-256 key and a PKCS#10 CSR whose subjectAltName carries the device's
- * AE-ID / CSE-ID / device URI, enrols it with a one-time token (or a claim certificate), and
- * renews with simplereenroll using the current certificate as TLS client certificate.
+ * AE-ID / CSE-ID / device URI, enrols it with a one-time token, a claim certificate or a GBA
+ * key (HTTP Digest with Ks_NAF, after bootstrapping with `@m2msec/sdk/gba`), and renews with
+ * simplereenroll using the current certificate as TLS client certificate.
  * Failures are M2msecErrors with the server's code (header `m2msec-error-code`).
  *
  * @example
@@ -19,9 +20,11 @@
 import 'reflect-metadata'
 import { randomBytes, webcrypto } from 'node:crypto'
 import { importPKCS8, SignJWT } from 'jose'
+import type { IncomingHttpHeaders } from 'node:http'
 import { request } from 'node:https'
 import * as x509 from '@peculiar/x509'
 import { M2msecError, isErrorCode } from '@m2msec/errors'
+import { computeResponse, formatAuthorization, parseWwwAuthenticate, type DigestChallenge } from '@m2msec/gba'
 
 x509.cryptoProvider.set(webcrypto)
 
@@ -81,6 +84,19 @@ export interface EstClientOptions {
   readonly caPem: string
   /** Deadline of each request, ms. Default 10 000. */
   readonly timeoutMs?: number
+  /**
+   * GBA enrolment: the NAF FQDN whose Ks_NAF answers the Digest challenge (the realm must be
+   * `3GPP-bootstrapping@<nafFqdn>`). Default: the host of `baseUrl`.
+   */
+  readonly nafFqdn?: string
+}
+
+/** The GBA key of a bootstrapped device (see `@m2msec/sdk/gba`). */
+export interface GbaEnrolmentKey {
+  /** The B-TID of the bootstrapping session (the Digest username). */
+  readonly btid: string
+  /** Ks_NAF for this NAF FQDN and Ua protocol id `UA_PROTOCOL_ID.httpDigest`. */
+  ksNaf(nafFqdn: string): Uint8Array | Promise<Uint8Array>
 }
 
 /** An issued certificate. */
@@ -97,6 +113,12 @@ export interface EstClient {
   simpleEnroll(csrDer: Uint8Array, auth: { token: string }): Promise<EnrolledCertificate>
   /** simpleenroll authenticated by a claim (manufacturer) certificate as TLS client certificate. */
   simpleEnrollWithClaim(csrDer: Uint8Array, claim: { certPem: string; keyPem: string }): Promise<EnrolledCertificate>
+  /**
+   * simpleenroll authorized by GBA (RFC 7030 §3.2.3, TS 24.109 §5.2): fetches a Digest
+   * challenge, checks its realm names this NAF, then answers with username = B-TID and
+   * password = base64(Ks_NAF), qop auth-int (the CSR is covered) when offered.
+   */
+  simpleEnrollWithGba(csrDer: Uint8Array, gba: GbaEnrolmentKey): Promise<EnrolledCertificate>
   /** simplereenroll with the current certificate and its key as TLS client credentials. */
   simpleReenroll(csrDer: Uint8Array, current: { certPem: string; keyPem: string }): Promise<EnrolledCertificate>
 }
@@ -124,10 +146,18 @@ export function createEstClient(opts: EstClientOptions): EstClient {
   const base = opts.baseUrl.replace(/\/+$/, '')
   const timeoutMs = opts.timeoutMs ?? 10_000
 
-  function send(
+  interface Answer {
+    readonly status: number
+    readonly headers: IncomingHttpHeaders
+    /** Each WWW-Authenticate field on its own (`headers` joins them with commas). */
+    readonly challenges: readonly string[]
+    readonly text: string
+  }
+
+  function exchange(
     op: string,
     init: { method: 'GET' | 'POST'; body?: string; headers?: Record<string, string>; cert?: string; key?: string },
-  ): Promise<string> {
+  ): Promise<Answer> {
     return new Promise((resolve, reject) => {
       const req = request(
         `${base}/${op}`,
@@ -142,12 +172,11 @@ export function createEstClient(opts: EstClientOptions): EstClient {
           const chunks: Buffer[] = []
           res.on('data', (c: Buffer) => chunks.push(c))
           res.on('end', () => {
+            const challenges = res.rawHeaders.filter(
+              (_, i, raw) => i % 2 === 1 && raw[i - 1]?.toLowerCase() === 'www-authenticate',
+            )
             const text = Buffer.concat(chunks).toString('utf8')
-            if (res.statusCode === 200) return resolve(text)
-            const header = res.headers['m2msec-error-code']
-            const code = typeof header === 'string' && isErrorCode(header) ? header : 'ERR_INTERNAL'
-            const message = text.replace(/^[A-Z_]+: /, '').trim() || `EST ${op} failed with HTTP ${res.statusCode}`
-            reject(new M2msecError(code, message, { status: res.statusCode ?? 0 }))
+            resolve({ status: res.statusCode ?? 0, headers: res.headers, challenges, text })
           })
         },
       )
@@ -159,6 +188,32 @@ export function createEstClient(opts: EstClientOptions): EstClient {
       )
       req.end(init.body)
     })
+  }
+
+  function failure(op: string, answer: Answer): M2msecError {
+    const header = answer.headers['m2msec-error-code']
+    const code = typeof header === 'string' && isErrorCode(header) ? header : 'ERR_INTERNAL'
+    const message = answer.text.replace(/^[A-Z_]+: /, '').trim() || `EST ${op} failed with HTTP ${answer.status}`
+    return new M2msecError(code, message, { status: answer.status })
+  }
+
+  async function send(
+    op: string,
+    init: { method: 'GET' | 'POST'; body?: string; headers?: Record<string, string>; cert?: string; key?: string },
+  ): Promise<string> {
+    const answer = await exchange(op, init)
+    if (answer.status !== 200) throw failure(op, answer)
+    return answer.text
+  }
+
+  /** The GBA Digest challenge of a 401, or ERR_UNAUTHENTICATED when the server offers none for this NAF. */
+  function gbaChallenge(answer: Answer, nafFqdn: string): DigestChallenge {
+    for (const header of answer.challenges) {
+      if (!/^Digest\s/i.test(header)) continue
+      const challenge = parseWwwAuthenticate(header)
+      if (challenge.realm === `3GPP-bootstrapping@${nafFqdn}` && challenge.qop.length > 0) return challenge
+    }
+    throw new M2msecError('ERR_UNAUTHENTICATED', `the EST server offers no GBA Digest challenge for ${nafFqdn}`)
   }
 
   async function enrol(
@@ -185,6 +240,44 @@ export function createEstClient(opts: EstClientOptions): EstClient {
     simpleEnroll: (csrDer, auth) =>
       enrol('simpleenroll', csrDer, { headers: { authorization: `Bearer ${auth.token}` } }),
     simpleEnrollWithClaim: (csrDer, claim) => enrol('simpleenroll', csrDer, { cert: claim.certPem, key: claim.keyPem }),
+    async simpleEnrollWithGba(csrDer, gba) {
+      const nafFqdn = opts.nafFqdn ?? new URL(base).hostname
+      const body = Buffer.from(csrDer).toString('base64')
+      const post = { method: 'POST' as const, body, headers: { 'content-type': 'application/pkcs10' } }
+      const first = await exchange('simpleenroll', post)
+      if (first.status !== 401) throw failure('simpleenroll', first)
+      const challenge = gbaChallenge(first, nafFqdn)
+      const qop = challenge.qop.includes('auth-int') ? 'auth-int' : 'auth'
+      const ksNaf = await gba.ksNaf(nafFqdn)
+      const uri = new URL(`${base}/simpleenroll`).pathname
+      const cnonce = randomBytes(12).toString('base64url')
+      const nc = '00000001'
+      const response = computeResponse({
+        username: gba.btid,
+        realm: challenge.realm,
+        password: Buffer.from(ksNaf).toString('base64'),
+        method: 'POST',
+        uri,
+        nonce: challenge.nonce,
+        qop,
+        nc,
+        cnonce,
+        body,
+      })
+      const authorization = formatAuthorization({
+        username: gba.btid,
+        realm: challenge.realm,
+        nonce: challenge.nonce,
+        uri,
+        response,
+        algorithm: 'MD5',
+        qop,
+        nc,
+        cnonce,
+        ...(challenge.opaque === undefined ? {} : { opaque: challenge.opaque }),
+      })
+      return enrol('simpleenroll', csrDer, { headers: { authorization } })
+    },
     simpleReenroll: (csrDer, current) =>
       enrol('simplereenroll', csrDer, { cert: current.certPem, key: current.keyPem }),
   }

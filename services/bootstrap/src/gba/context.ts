@@ -23,6 +23,12 @@ export interface GbaSettings {
   /** The service's own principal id in the KMS (granted EXPORT on keys it wraps for NAFs). */
   readonly kmsPrincipal: string
   readonly nafRules: readonly NafRule[]
+  /**
+   * Whether some NAF receives Ks_NAF itself (a Zn rule with allowWrapped, or GBA enrolment on
+   * the EST endpoint). Only then is Ks made so that exportable keys may be derived from it;
+   * Ks itself is never exportable (its policy grants DERIVE to the BSF alone).
+   */
+  readonly wrappedNafKeys: boolean
 }
 
 /** Collaborators of the GBA modules. */

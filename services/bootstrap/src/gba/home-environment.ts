@@ -98,7 +98,7 @@ export async function challengeFor(deps: GbaDeps, sub: SubscriberRecord): Promis
     sqn,
     amf,
     ksKeyId,
-    exportable: settings.nafRules.some((r) => r.allowWrapped),
+    exportable: settings.wrappedNafKeys,
   })
   const autn = buildAutn({ sqn, ak: v.ak, amf, macA: v.macA })
   const c = challenge(

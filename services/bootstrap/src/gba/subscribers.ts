@@ -6,6 +6,7 @@
  */
 import { M2msecError, invalidArgument } from '@m2msec/errors'
 import { bytesToHex, SQN_MAX } from '@m2msec/crypto'
+import { isDnsName, MAX_NAMES, uriHost, type SubjectNames } from '@m2msec/pki'
 import { gbaKey, type SubscriberRecord } from '../store/gba-stores.ts'
 import { audited, requireAdmin, type GbaCaller, type GbaDeps } from './context.ts'
 
@@ -21,6 +22,8 @@ export interface CreateSubscriberInput {
   /** 2 bytes; empty = 8000. */
   readonly amf: Uint8Array
   readonly sqn: bigint
+  /** Names for EST enrolment with GBA; empty lists: none. */
+  readonly enrolmentNames?: SubjectNames
 }
 
 /** The subscriber operations. */
@@ -43,6 +46,30 @@ export function validateImpi(impi: string): void {
       field: 'impi',
     })
   }
+}
+
+/**
+ * The enrolment names, deduplicated and sorted, or undefined when there are none. Checks
+ * syntax and count only: whether a host lies in the CA's domain is known at enrolment.
+ */
+export function validateEnrolmentNames(names: SubjectNames | undefined): SubjectNames | undefined {
+  if (names === undefined) return undefined
+  const uris = [...new Set(names.uris)].sort()
+  const dnsNames = [...new Set(names.dnsNames)].sort()
+  if (uris.length + dnsNames.length === 0) return undefined
+  if (uris.length + dnsNames.length > MAX_NAMES) {
+    throw invalidArgument(`at most ${MAX_NAMES} enrolment names`, { field: 'enrolment_uris' })
+  }
+  // The index, never the value: names can identify devices.
+  uris.forEach((u, i) => {
+    if (uriHost(u) === undefined)
+      throw invalidArgument(`enrolment_uris[${i}] is not a scheme://host/... URI`, { field: 'enrolment_uris' })
+  })
+  dnsNames.forEach((d, i) => {
+    if (!isDnsName(d))
+      throw invalidArgument(`enrolment_dns_names[${i}] is not a lowercase DNS name`, { field: 'enrolment_dns_names' })
+  })
+  return { uris, dnsNames }
 }
 
 function notFound(): M2msecError {
@@ -80,6 +107,7 @@ export function createSubscriberOperations(deps: GbaDeps): SubscriberOperations 
         const amf = input.amf.length === 0 ? DEFAULT_AMF : input.amf
         if (amf.length !== 2) throw invalidArgument('amf must be 2 bytes', { field: 'amf' })
         if (input.sqn < 0n || input.sqn > SQN_MAX) throw invalidArgument('sqn must be below 2^48', { field: 'sqn' })
+        const enrolmentNames = validateEnrolmentNames(input.enrolmentNames)
         // Checked before any key is imported, so a taken IMPI leaves nothing behind.
         if ((await repo.get(gbaKey(input.impi))) !== undefined) {
           throw new M2msecError('ERR_ALREADY_EXISTS', 'a subscriber with this IMPI exists')
@@ -106,6 +134,7 @@ export function createSubscriberOperations(deps: GbaDeps): SubscriberOperations 
           sqn: input.sqn.toString(),
           createdAt: now,
           updatedAt: now,
+          ...(enrolmentNames === undefined ? {} : { enrolmentNames }),
         }
         await repo.create(gbaKey(input.impi), record)
         return record

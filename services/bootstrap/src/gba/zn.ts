@@ -57,6 +57,16 @@ export interface ZnOperations {
       uaProtocolId?: Uint8Array
     },
   ): Promise<NafKeyResult & { keyIdentifier: string; target: RspfTarget }>
+  /**
+   * Ks_NAF for a NAF that is part of this service (the EST endpoint, GBA enrolment): wrapped
+   * for `recipientPublicJwk` and without the Zn rules, which govern outside NAFs. Audited as
+   * `principal`.
+   */
+  serviceNafKey(
+    tenant: string,
+    principal: string,
+    req: Omit<NafKeyRequest, 'delivery' | 'recipientPublicJwk'> & { recipientPublicJwk: string },
+  ): Promise<NafKeyResult>
 }
 
 /**
@@ -143,7 +153,7 @@ export function createZnOperations(deps: GbaDeps): ZnOperations {
     })
   }
 
-  const derive = async (caller: GbaCaller, req: NafKeyRequest): Promise<NafKeyResult> => {
+  const derive = async (caller: GbaCaller, req: NafKeyRequest, checkRules = true): Promise<NafKeyResult> => {
     if (typeof req.btid !== 'string' || req.btid.length === 0 || req.btid.length > 512) {
       throw invalidArgument('btid is required', { field: 'btid' })
     }
@@ -155,7 +165,7 @@ export function createZnOperations(deps: GbaDeps): ZnOperations {
     if (wrapped && (req.recipientPublicJwk === undefined || req.recipientPublicJwk === '')) {
       throw invalidArgument('WRAPPED needs recipient_public_jwk', { field: 'recipient_public_jwk' })
     }
-    if (!nafAuthorized(settings.nafRules, caller, req.nafFqdn, wrapped)) {
+    if (checkRules && !nafAuthorized(settings.nafRules, caller, req.nafFqdn, wrapped)) {
       throw new M2msecError(
         'ERR_PERMISSION_DENIED',
         wrapped ? 'this NAF may not receive wrapped keys for this FQDN' : 'this NAF may not ask for this FQDN',
@@ -239,6 +249,12 @@ export function createZnOperations(deps: GbaDeps): ZnOperations {
           const key = await derive(caller, { ...req, nafFqdn: req.targetFqdn, uaProtocolId: ua })
           return { ...key, keyIdentifier: key.btid, target: req.target }
         },
+      )
+    },
+    serviceNafKey(tenant, principal, req) {
+      const caller: GbaCaller = { tenant, id: principal, roles: [] }
+      return audited(deps, base(caller, 'GetNafKey', req.btid, req.nafFqdn, 'WRAPPED'), () =>
+        derive(caller, { ...req, delivery: 'WRAPPED' }, false),
       )
     },
   }

@@ -24,6 +24,8 @@ function subscriberToProto(s: SubscriberRecord): GbaSubscriber {
     sqn: BigInt(s.sqn),
     createdAt: new Date(s.createdAt),
     updatedAt: new Date(s.updatedAt),
+    enrolmentUris: [...(s.enrolmentNames?.uris ?? [])],
+    enrolmentDnsNames: [...(s.enrolmentNames?.dnsNames ?? [])],
   }
 }
 
@@ -61,7 +63,13 @@ export function createGbaSubscribersService(ops: SubscriberOperations): UnaryHan
               unwrappingKeyId: key.value.unwrappingKeyId,
               keyId: key.value.keyId,
             }
-      const s = await ops.create(principal, { impi: r.impi, key: source, amf: r.amf, sqn: r.sqn })
+      const s = await ops.create(principal, {
+        impi: r.impi,
+        key: source,
+        amf: r.amf,
+        sqn: r.sqn,
+        enrolmentNames: { uris: r.enrolmentUris, dnsNames: r.enrolmentDnsNames },
+      })
       return { subscriber: subscriberToProto(s) }
     },
     async getSubscriber(r, { principal }) {

@@ -23,6 +23,8 @@ export interface SubscriberRecord {
   readonly sqn: string
   readonly createdAt: string
   readonly updatedAt: string
+  /** Names a certificate enrolled over EST with GBA may carry (absent: no GBA enrolment). */
+  readonly enrolmentNames?: { readonly uris: readonly string[]; readonly dnsNames: readonly string[] }
 }
 
 /** A Ub challenge as stored: the libs/gba `UbPending` with bytes in base64, plus its Ks key. */
@@ -60,11 +62,18 @@ export interface SessionRecord {
   readonly nafKeyIds: readonly string[]
 }
 
-/** The three repositories. */
+/** A Digest nonce the EST endpoint handed out for GBA enrolment (used once, then deleted). */
+export interface EstNonceRecord {
+  readonly tenant: string
+  readonly expiresAt: number
+}
+
+/** The repositories. */
 export interface GbaStores {
   readonly subscribers: KvRepository<SubscriberRecord>
   readonly challenges: KvRepository<ChallengeRecord>
   readonly sessions: KvRepository<SessionRecord>
+  readonly estNonces: KvRepository<EstNonceRecord>
 }
 
 /** Records of these stores this replica wrote or read moments ago (see recent-records.ts). */
@@ -108,7 +117,7 @@ export async function openGbaStores(
   nc: NatsConnection,
   opts: { replicas: number; nonceTtlMs: number; keyLifetimeMs: number },
 ): Promise<GbaStores> {
-  const [subscribers, challenges, sessions] = await Promise.all([
+  const [subscribers, challenges, sessions, estNonces] = await Promise.all([
     KvRepository.open<SubscriberRecord>(nc, 'gba-subscribers', { replicas: opts.replicas, history: 5 }),
     KvRepository.open<ChallengeRecord>(nc, 'gba-challenges', {
       replicas: opts.replicas,
@@ -120,6 +129,11 @@ export async function openGbaStores(
       ttlMs: opts.keyLifetimeMs + SWEEP_MARGIN_MS,
       maxValueBytes: 64 * 1024,
     }),
+    KvRepository.open<EstNonceRecord>(nc, 'gba-est-nonces', {
+      replicas: opts.replicas,
+      ttlMs: opts.nonceTtlMs,
+      maxValueBytes: 256,
+    }),
   ])
-  return { subscribers, challenges, sessions }
+  return { subscribers, challenges, sessions, estNonces }
 }

@@ -8,50 +8,24 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHmac, generateKeyPairSync, randomBytes } from 'node:crypto'
-import { writeFile } from 'node:fs/promises'
-import { join } from 'node:path'
-import * as grpc from '@grpc/grpc-js'
 import * as jose from 'jose'
 import { jetstreamManager } from '@nats-io/jetstream'
 import { AUDIT_STREAM, connectNats } from '@m2msec/bus'
 import { createSqnArrayState, UA_PROTOCOL_ID } from '@m2msec/crypto'
 import { answerChallenge, createSimulatedUsim, deriveSessionKsNaf, initialAuthorization } from '@m2msec/gba'
-import { createLogger, fromGrpcError, promiseClient, type PromiseClient } from '@m2msec/runtime'
 import {
   CreateSubscriberRequest,
-  GbaSubscribersClient,
-  GbaSubscribersService,
-  GbaZnClient,
-  GbaZnService,
   GetNafKeyRequest,
   GetRspfCredentialRequest,
   GetSubscriberRequest,
   NafKeyDelivery,
   RspfTarget,
 } from '@m2msec/proto/bootstrap/v1'
-import {
-  CreateKeyRequest,
-  KeyAlgorithm,
-  KeyManagementClient,
-  KeyManagementService,
-  KeyOperation,
-  MacRequest,
-} from '@m2msec/proto/kms/v1'
+import { MacRequest } from '@m2msec/proto/kms/v1'
 import { bootstrapOverHttp } from '@m2msec/sdk/gba'
-import {
-  createDevPki,
-  startKmsProcess,
-  startNats,
-  tmpDir,
-  type DevPki,
-  type KmsProcess,
-  type NatsServer,
-  type TmpDir,
-} from '@m2msec/testkit'
-import { bootstrapConfigSchema } from '../../src/config.ts'
-import { startBootstrap, type BootstrapApp } from '../../src/app.ts'
 import { DEFAULT_RSPF_UA_PROTOCOL_ID } from '../../src/gba/zn.ts'
 import { gbaKey } from '../../src/store/gba-stores.ts'
+import { codeOf, startGbaPlatform, type GbaPlatform, type Who } from './platform.ts'
 
 const BSF_HOST = 'bsf.example.org'
 const NAF = 'naf.example.com'
@@ -61,51 +35,23 @@ const EXT_NAF = { tenant: 'acme', principal: 'ext-naf', roles: [] }
 const OTHER_NAF = { tenant: 'globex', principal: 'naf-1', roles: ['naf'] }
 const OTHER_ADMIN = { tenant: 'globex', principal: 'ops', roles: ['admin'] }
 
-let dir: TmpDir
-let nats: NatsServer
-let pki: DevPki
-let kms: KmsProcess
-let app: BootstrapApp
-const channels: grpc.Client[] = []
+let p: GbaPlatform
+const provision = (sqn = 0n) => p.provision('acme', { sqn })
+const subscribersClient = (who: Who) => p.subscribers(who)
+const znClient = (who: Who) => p.zn(who)
+const kmsClient = (who: Who) => p.kmsClient(who)
 
-async function creds(who: { tenant: string; principal: string; roles: string[] }): Promise<grpc.ChannelCredentials> {
-  const c = await pki.issueClientCert(who)
-  return grpc.credentials.createSsl(Buffer.from(pki.caCertPem), Buffer.from(c.keyPem), Buffer.from(c.certPem))
-}
-async function kmsClient(who: typeof ADMIN): Promise<PromiseClient<typeof KeyManagementService>> {
-  const c = new KeyManagementClient(kms.target, await creds(who))
-  channels.push(c)
-  return promiseClient(KeyManagementService, c)
-}
-async function subscribersClient(who: typeof ADMIN): Promise<PromiseClient<typeof GbaSubscribersService>> {
-  const c = new GbaSubscribersClient(`localhost:${app.address.port}`, await creds(who))
-  channels.push(c)
-  return promiseClient(GbaSubscribersService, c)
-}
-async function znClient(who: typeof ADMIN): Promise<PromiseClient<typeof GbaZnService>> {
-  const c = new GbaZnClient(`localhost:${app.address.port}`, await creds(who))
-  channels.push(c)
-  return promiseClient(GbaZnService, c)
-}
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p
-  } catch (err) {
-    return fromGrpcError(err as grpc.ServiceError).code
-  }
-  return 'resolved'
-}
 function hmac(key: Uint8Array, data: string): string {
   return createHmac('sha256', key).update(data).digest('hex')
 }
 async function get(authorization?: string): Promise<{ status: number; headers: Headers; body: string }> {
-  const res = await fetch(`${app.ubUrl}/`, { headers: authorization === undefined ? {} : { authorization } })
+  const res = await fetch(`${p.app.ubUrl}/`, { headers: authorization === undefined ? {} : { authorization } })
   return { status: res.status, headers: res.headers, body: await res.text() }
 }
 
 /** Audit records written by the bootstrap replica. */
 async function auditRecords(): Promise<Array<Record<string, unknown>>> {
-  const nc = await connectNats({ servers: [nats.url], name: 'audit-reader' })
+  const nc = await connectNats({ servers: [p.nats.url], name: 'audit-reader' })
   try {
     const jsm = await jetstreamManager(nc)
     const info = await jsm.streams.info(AUDIT_STREAM)
@@ -124,98 +70,29 @@ async function auditRecords(): Promise<Array<Record<string, unknown>>> {
   }
 }
 
-interface Device {
-  impi: string
-  k: Uint8Array
-  opc: Uint8Array
-}
-
-let importKeyJwk: jose.JWK
-let devices = 0
-
-/** Provisions a new subscriber (K||OPc imported through the BSF) and returns its secrets. */
-async function provision(sqn = 0n): Promise<Device> {
-  const d: Device = {
-    impi: `00101000000${String(++devices).padStart(4, '0')}@ims.mnc001.mcc001.3gppnetwork.org`,
-    k: new Uint8Array(randomBytes(16)),
-    opc: new Uint8Array(randomBytes(16)),
-  }
-  const jwe = await new jose.CompactEncrypt(Buffer.concat([d.k, d.opc]))
-    .setProtectedHeader({ alg: 'ECDH-ES+A256KW', enc: 'A256GCM' })
-    .encrypt(await jose.importJWK(importKeyJwk, 'ECDH-ES+A256KW'))
-  const subs = await subscribersClient(ADMIN)
-  await subs.createSubscriber(
-    CreateSubscriberRequest.fromPartial({
-      impi: d.impi,
-      milenageKey: { $case: 'import', value: { wrappedKey: jwe, unwrappingKeyId: 'gba-import', keyId: '' } },
-      sqn,
-    }),
-  )
-  return d
-}
-
 before(async () => {
-  dir = await tmpDir('bootstrap-gba-e2e')
-  nats = await startNats()
-  pki = await createDevPki(join(dir.path, 'pki'))
-  kms = await startKmsProcess({ natsUrl: nats.url, pki })
-  const svc = await pki.issueClientCert({ tenant: '_platform', principal: 'bootstrap', roles: ['service'] })
-  const certFile = join(dir.path, 'bsf-kms.pem')
-  const keyFile = join(dir.path, 'bsf-kms.key')
-  await writeFile(certFile, svc.certPem)
-  await writeFile(keyFile, svc.keyPem, { mode: 0o600 })
-  const config = bootstrapConfigSchema.parse({
-    instanceId: `bootstrap-test-${randomBytes(3).toString('hex')}`,
-    grpc: {
-      port: 0,
-      tls: {
-        certFile: pki.paths.serverCert,
-        keyFile: pki.paths.serverKey,
-        caFile: pki.paths.caCert,
-        requireClientCert: false,
-      },
-    },
-    auth: { mtls: true },
-    ub: { port: 0 },
-    gba: { bsfHost: BSF_HOST, realm: BSF_HOST },
+  p = await startGbaPlatform({
+    name: 'bootstrap-gba-e2e',
+    bsfHost: BSF_HOST,
+    tenants: ['acme'],
     zn: {
       nafs: [
         { principal: 'role:naf', fqdns: [NAF, '*.m2m.example.com'] },
         { tenant: 'acme', principal: 'ext-naf', fqdns: ['ext.example.com'], allowWrapped: true },
       ],
     },
-    nats: { servers: [nats.url] },
-    kms: { target: kms.target, tls: { caFile: pki.paths.caCert, certFile, keyFile } },
-    log: { level: 'warn' },
   })
-  app = await startBootstrap(config, createLogger({ level: 'warn', service: 'bootstrap-test' }))
-  // The tenant admin's transport key for K||OPc: the BSF may UNWRAP with it.
-  const admin = await kmsClient(ADMIN)
-  const created = await admin.createKey(
-    CreateKeyRequest.fromPartial({
-      keySpec: {
-        keyId: 'gba-import',
-        algorithm: KeyAlgorithm.KEY_ALGORITHM_EC_P256_ECDH,
-        usagePolicy: [{ principals: ['svc:bootstrap', 'ops'], operations: [KeyOperation.KEY_OPERATION_UNWRAP] }],
-      },
-    }),
-  )
-  importKeyJwk = JSON.parse(created.key?.versions[0]?.publicJwk ?? '{}') as jose.JWK
 })
 
 after(async () => {
-  for (const c of channels) c.close()
-  await app?.shutdown()
-  await kms?.stop()
-  await nats?.stop()
-  await dir?.cleanup()
+  await p?.stop()
 })
 
 describe('Ub and Zn', () => {
   test('a device bootstraps over HTTP; the NAF key handle and the UE key agree', async () => {
     const d = await provision()
     const session = await bootstrapOverHttp({
-      bsfUrl: app.ubUrl,
+      bsfUrl: p.app.ubUrl,
       impi: d.impi,
       realm: BSF_HOST,
       usim: createSimulatedUsim(d),
@@ -262,7 +139,7 @@ describe('Ub and Zn', () => {
   test('an external NAF gets Ks_ext_NAF wrapped for its public key, where the policy allows', async () => {
     const d = await provision()
     const session = await bootstrapOverHttp({
-      bsfUrl: app.ubUrl,
+      bsfUrl: p.app.ubUrl,
       impi: d.impi,
       realm: BSF_HOST,
       usim: createSimulatedUsim(d),
@@ -306,7 +183,7 @@ describe('Ub and Zn', () => {
     const seqMs = state.seqMs.slice()
     seqMs[0] = 1000n // the BSF's IND (0): its next SEQ is not fresh for the USIM
     const usim = createSimulatedUsim({ ...d, sqnState: { seqMs } })
-    const session = await bootstrapOverHttp({ bsfUrl: app.ubUrl, impi: d.impi, realm: BSF_HOST, usim })
+    const session = await bootstrapOverHttp({ bsfUrl: p.app.ubUrl, impi: d.impi, realm: BSF_HOST, usim })
     assert.equal(session.resyncs, 1)
     const sub = (
       await (await subscribersClient(ADMIN)).getSubscriber(GetSubscriberRequest.fromPartial({ impi: d.impi }))
@@ -348,7 +225,7 @@ describe('Ub and Zn', () => {
   test('a USIM that rejects AUTN (wrong K) makes the SDK fail with ERR_MAC_INVALID; the BSF audits it', async () => {
     const d = await provision()
     const usim = createSimulatedUsim({ k: new Uint8Array(randomBytes(16)), opc: d.opc })
-    await assert.rejects(bootstrapOverHttp({ bsfUrl: app.ubUrl, impi: d.impi, realm: BSF_HOST, usim }), {
+    await assert.rejects(bootstrapOverHttp({ bsfUrl: p.app.ubUrl, impi: d.impi, realm: BSF_HOST, usim }), {
       code: 'ERR_MAC_INVALID',
     })
     const reasons = (await auditRecords()).map((r) => (r.details as Record<string, unknown> | undefined)?.reason)
@@ -372,7 +249,7 @@ describe('Ub and Zn', () => {
       .replace('nonce=""', `nonce="${randomBytes(32).toString('base64')}"`)
       .replace('response=""', `response="${'a'.repeat(32)}"`)
     assert.equal((await get(fake)).status, 401)
-    const res = await fetch(`${app.ubUrl}/elsewhere`)
+    const res = await fetch(`${p.app.ubUrl}/elsewhere`)
     assert.equal(res.status, 404)
     const reasons = (await auditRecords()).map((r) => (r.details as Record<string, unknown> | undefined)?.reason)
     for (const r of ['unknown-impi', 'missing-authorization', 'malformed', 'unknown-nonce'])
@@ -382,7 +259,7 @@ describe('Ub and Zn', () => {
   test('Zn: unknown, other tenant and expired B-TIDs are typed errors', async () => {
     const d = await provision()
     const session = await bootstrapOverHttp({
-      bsfUrl: app.ubUrl,
+      bsfUrl: p.app.ubUrl,
       impi: d.impi,
       realm: BSF_HOST,
       usim: createSimulatedUsim(d),
@@ -395,7 +272,7 @@ describe('Ub and Zn', () => {
       'ERR_NOT_FOUND',
     )
     // Age the stored session: Zn must refuse it as expired.
-    const sessions = app.gba.deps.stores.sessions
+    const sessions = p.app.gba.deps.stores.sessions
     const stored = await sessions.get(gbaKey(session.btid))
     assert.ok(stored)
     await sessions.update(

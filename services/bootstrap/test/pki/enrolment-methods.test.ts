@@ -2,8 +2,8 @@
  * The other ways to enrol, through the SDK (libs/sdk/src/pki) on the same real-process setup:
  * a manufacturer (claim) certificate as TLS client certificate, re-enrolment with the current
  * certificate, and GBA HTTP Digest. GBA runs against a FAKE of the EstGbaAuthenticator port
- * (a fixed B-TID and Ks_NAF, RFC 2617 MD5 digest with qop=auth, checked with libs/gba): the
- * real implementation belongs to the GBA part of the bootstrap service.
+ * (a fixed B-TID and Ks_NAF, RFC 2617 MD5 digest with qop=auth, checked with libs/gba), so the
+ * EST side is tested alone; the real implementation is tested in ../gba/est-gba-e2e.test.ts.
  */
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'

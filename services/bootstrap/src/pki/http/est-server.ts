@@ -194,7 +194,10 @@ export async function startEstServer(
         async (err: unknown) => {
           const headers: Record<string, string[]> = {}
           if (isM2msecError(err) && err.status === 'UNAUTHENTICATED') {
-            headers['www-authenticate'] = await challenges(tenant).catch(() => [`Bearer realm="${REALM}"`])
+            headers['www-authenticate'] = await challenges(tenant).catch((cause: unknown) => {
+              log.warn({ err: cause, tenant }, 'cannot make the EST challenges; offering Bearer only')
+              return [`Bearer realm="${REALM}"`]
+            })
           }
           if (!res.headersSent) {
             const status = sendError(res, err, headers)

@@ -146,7 +146,13 @@ export interface GbaSubscriber {
     | Date
     | undefined;
   /** Last change (SQN updates included). */
-  updatedAt?: Date | undefined;
+  updatedAt?:
+    | Date
+    | undefined;
+  /** URIs a certificate enrolled over EST with this subscriber's GBA key may carry. */
+  enrolmentUris: string[];
+  /** DNS names a certificate enrolled over EST with this subscriber's GBA key may carry. */
+  enrolmentDnsNames: string[];
 }
 
 /** K || OPc (32 bytes) wrapped for a KMS key, as KMS ImportKey expects it. */
@@ -176,6 +182,15 @@ export interface CreateSubscriberRequest {
   amf: Buffer;
   /** Starting SQN_HE (0 for a fresh USIM), below 2^48. */
   sqn: bigint;
+  /**
+   * EST enrolment authorized by GBA (HTTP Digest with Ks_NAF, docs/pki-est.md): the URIs
+   * (scheme://host/...) a certificate of this subscriber may carry. With enrolment_dns_names
+   * at most 16 names; none means the subscriber cannot enrol over EST with GBA. Each host must
+   * lie in the domain of the tenant's CA (checked at enrolment).
+   */
+  enrolmentUris: string[];
+  /** DNS names for EST enrolment with GBA (see enrolment_uris). */
+  enrolmentDnsNames: string[];
 }
 
 /** CreateSubscriber output. */
@@ -279,7 +294,16 @@ export interface GetRspfCredentialResponse {
 }
 
 function createBaseGbaSubscriber(): GbaSubscriber {
-  return { impi: "", milenageKeyId: "", amf: Buffer.alloc(0), sqn: 0n, createdAt: undefined, updatedAt: undefined };
+  return {
+    impi: "",
+    milenageKeyId: "",
+    amf: Buffer.alloc(0),
+    sqn: 0n,
+    createdAt: undefined,
+    updatedAt: undefined,
+    enrolmentUris: [],
+    enrolmentDnsNames: [],
+  };
 }
 
 export const GbaSubscriber: MessageFns<GbaSubscriber> = {
@@ -304,6 +328,12 @@ export const GbaSubscriber: MessageFns<GbaSubscriber> = {
     }
     if (message.updatedAt !== undefined) {
       Timestamp.encode(toTimestamp(message.updatedAt), writer.uint32(50).fork()).join();
+    }
+    for (const v of message.enrolmentUris) {
+      writer.uint32(58).string(v!);
+    }
+    for (const v of message.enrolmentDnsNames) {
+      writer.uint32(66).string(v!);
     }
     return writer;
   },
@@ -369,6 +399,22 @@ export const GbaSubscriber: MessageFns<GbaSubscriber> = {
             message.updatedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.enrolmentUris.push(reader.string());
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.enrolmentDnsNames.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -401,6 +447,16 @@ export const GbaSubscriber: MessageFns<GbaSubscriber> = {
         : isSet(object.updated_at)
         ? fromJsonTimestamp(object.updated_at)
         : undefined,
+      enrolmentUris: globalThis.Array.isArray(object?.enrolmentUris)
+        ? object.enrolmentUris.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.enrolment_uris)
+        ? object.enrolment_uris.map((e: any) => globalThis.String(e))
+        : [],
+      enrolmentDnsNames: globalThis.Array.isArray(object?.enrolmentDnsNames)
+        ? object.enrolmentDnsNames.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.enrolment_dns_names)
+        ? object.enrolment_dns_names.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -424,6 +480,12 @@ export const GbaSubscriber: MessageFns<GbaSubscriber> = {
     if (message.updatedAt !== undefined) {
       obj.updatedAt = message.updatedAt.toISOString();
     }
+    if (message.enrolmentUris?.length) {
+      obj.enrolmentUris = message.enrolmentUris;
+    }
+    if (message.enrolmentDnsNames?.length) {
+      obj.enrolmentDnsNames = message.enrolmentDnsNames;
+    }
     return obj;
   },
 
@@ -438,6 +500,8 @@ export const GbaSubscriber: MessageFns<GbaSubscriber> = {
     message.sqn = (object.sqn !== undefined && object.sqn !== null) ? BigInt(object.sqn) : 0n;
     message.createdAt = object.createdAt ?? undefined;
     message.updatedAt = object.updatedAt ?? undefined;
+    message.enrolmentUris = object.enrolmentUris?.map((e) => e) || [];
+    message.enrolmentDnsNames = object.enrolmentDnsNames?.map((e) => e) || [];
     return message;
   },
 };
@@ -556,7 +620,7 @@ export const WrappedMilenageKey: MessageFns<WrappedMilenageKey> = {
 };
 
 function createBaseCreateSubscriberRequest(): CreateSubscriberRequest {
-  return { impi: "", milenageKey: undefined, amf: Buffer.alloc(0), sqn: 0n };
+  return { impi: "", milenageKey: undefined, amf: Buffer.alloc(0), sqn: 0n, enrolmentUris: [], enrolmentDnsNames: [] };
 }
 
 export const CreateSubscriberRequest: MessageFns<CreateSubscriberRequest> = {
@@ -580,6 +644,12 @@ export const CreateSubscriberRequest: MessageFns<CreateSubscriberRequest> = {
         throw new globalThis.Error("value provided for field message.sqn of type uint64 too large");
       }
       writer.uint32(40).uint64(message.sqn);
+    }
+    for (const v of message.enrolmentUris) {
+      writer.uint32(50).string(v!);
+    }
+    for (const v of message.enrolmentDnsNames) {
+      writer.uint32(58).string(v!);
     }
     return writer;
   },
@@ -637,6 +707,22 @@ export const CreateSubscriberRequest: MessageFns<CreateSubscriberRequest> = {
             message.sqn = reader.uint64() as bigint;
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.enrolmentUris.push(reader.string());
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.enrolmentDnsNames.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -661,6 +747,16 @@ export const CreateSubscriberRequest: MessageFns<CreateSubscriberRequest> = {
         : undefined,
       amf: isSet(object.amf) ? Buffer.from(bytesFromBase64(object.amf)) : Buffer.alloc(0),
       sqn: isSet(object.sqn) ? BigInt(object.sqn) : 0n,
+      enrolmentUris: globalThis.Array.isArray(object?.enrolmentUris)
+        ? object.enrolmentUris.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.enrolment_uris)
+        ? object.enrolment_uris.map((e: any) => globalThis.String(e))
+        : [],
+      enrolmentDnsNames: globalThis.Array.isArray(object?.enrolmentDnsNames)
+        ? object.enrolmentDnsNames.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.enrolment_dns_names)
+        ? object.enrolment_dns_names.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -679,6 +775,12 @@ export const CreateSubscriberRequest: MessageFns<CreateSubscriberRequest> = {
     }
     if (message.sqn !== 0n) {
       obj.sqn = message.sqn.toString();
+    }
+    if (message.enrolmentUris?.length) {
+      obj.enrolmentUris = message.enrolmentUris;
+    }
+    if (message.enrolmentDnsNames?.length) {
+      obj.enrolmentDnsNames = message.enrolmentDnsNames;
     }
     return obj;
   },
@@ -705,6 +807,8 @@ export const CreateSubscriberRequest: MessageFns<CreateSubscriberRequest> = {
     }
     message.amf = object.amf ?? Buffer.alloc(0);
     message.sqn = (object.sqn !== undefined && object.sqn !== null) ? BigInt(object.sqn) : 0n;
+    message.enrolmentUris = object.enrolmentUris?.map((e) => e) || [];
+    message.enrolmentDnsNames = object.enrolmentDnsNames?.map((e) => e) || [];
     return message;
   },
 };
