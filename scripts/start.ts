@@ -84,8 +84,9 @@ const SERVICES: ReadonlyArray<{
     name: 'bootstrap',
     port: 7004,
     api: 'm2msec.bootstrap.v1.{GbaSubscribers,GbaZn,Pki}',
-    // GBA Ub over HTTP; the PKI's EST over HTTPS with the development server certificate, CRL and
-    // OCSP over HTTP. The TLS RSPF needs enrolees and targets configured: off here (docs/rspf.md).
+    // GBA Ub over HTTP; the PKI's EST over HTTPS with the development server certificate (GBA
+    // enrolment on, NAF FQDN 127.0.0.1), CRL and OCSP over HTTP. The TLS RSPF needs enrolees and
+    // targets configured: off here (docs/rspf.md).
     env: (ports) => ({
       M2MSEC_BOOTSTRAP_UB__PORT: String(extraPorts.ub),
       M2MSEC_BOOTSTRAP_KMS__TARGET: `127.0.0.1:${ports.kms ?? 7001}`,
@@ -95,6 +96,7 @@ const SERVICES: ReadonlyArray<{
       M2MSEC_BOOTSTRAP_PKI__EST__TLS__CERT_FILE: devPki.paths.serverCert,
       M2MSEC_BOOTSTRAP_PKI__EST__TLS__KEY_FILE: devPki.paths.serverKey,
       M2MSEC_BOOTSTRAP_PKI__REVOCATION__PORT: String(extraPorts.revocation),
+      M2MSEC_BOOTSTRAP_GBA__EST_ENROLMENT: 'true',
     }),
   },
   {

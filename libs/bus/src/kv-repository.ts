@@ -40,6 +40,11 @@ export interface KvRepositoryOptions<T> {
   ttlMs?: number
   /** Largest encoded value in bytes; larger writes fail with ERR_PAYLOAD_TOO_LARGE. Default 1 MiB. */
   maxValueBytes?: number
+  /**
+   * Bound of the whole bucket in bytes (stream max_bytes); when full, new keys are refused
+   * until old ones expire. Default: none. For buckets that unauthenticated requests write to.
+   */
+  maxBytes?: number
   /** Timeout of each KV request, ms. Default 5000. Short timeouts recover faster from failover. */
   timeoutMs?: number
 }
@@ -110,6 +115,7 @@ export class KvRepository<T> {
       maxValueSize: maxValueBytes,
     }
     if (opts.ttlMs !== undefined) kvOpts.ttl = opts.ttlMs
+    if (opts.maxBytes !== undefined) kvOpts.max_bytes = opts.maxBytes
     try {
       const js = jetstream(nc, { timeout: opts.timeoutMs ?? 5_000 })
       const kv = await new Kvm(js).create(bucket, kvOpts)

@@ -3,6 +3,13 @@ import { M2msecError } from '@m2msec/errors'
 /** Characters that stay as they are inside one token (a KV key part or a subject token). */
 const SAFE = /^[A-Za-z0-9_\-/]$/
 const VALID_TOKEN = /^(?:=|(?:[A-Za-z0-9_\-/]|=[0-9A-F]{2})+)$/
+/**
+ * Longest KV key accepted. The key becomes part of a NATS subject, and nats-server drops the
+ * whole connection when a protocol line passes 4096 bytes (max_control_line): a longer key
+ * from untrusted input would cut every user of that connection off.
+ */
+export const MAX_KV_KEY_LENGTH = 2048
+
 const VALID_KEY = /^[-/=_A-Za-z0-9]+(?:\.[-/=_A-Za-z0-9]+)*$/
 
 /**
@@ -85,7 +92,7 @@ export function parseKvKey(key: string): string[] {
  * `[-/=_A-Za-z0-9]`.
  */
 export function isValidKvKey(key: string): boolean {
-  return VALID_KEY.test(key)
+  return key.length <= MAX_KV_KEY_LENGTH && VALID_KEY.test(key)
 }
 
 /** Throws `ERR_INVALID_ARGUMENT` unless {@link isValidKvKey}. */

@@ -31,6 +31,10 @@ test('kvKey joins encoded parts; parseKvKey reverses it', () => {
   assert.throws(() => kvKey(), { code: 'ERR_INVALID_ARGUMENT' })
   assert.ok(!isValidKvKey('a..b'))
   assert.ok(!isValidKvKey('a.*'))
+  // Longer keys would push the NATS protocol line past max_control_line (4096): refused.
+  assert.ok(isValidKvKey('a'.repeat(2048)))
+  assert.ok(!isValidKvKey('a'.repeat(2049)))
+  assert.ok(!isValidKvKey(encodeToken('!'.repeat(700))))
 })
 
 test('subjects.event escapes the tenant; parseEvent reverses it', () => {

@@ -20,7 +20,7 @@ import {
 } from '@m2msec/runtime'
 import { descriptorSetPath } from '@m2msec/proto'
 import { GbaSubscribersService, GbaZnService, PkiService } from '@m2msec/proto/bootstrap/v1'
-import type { BootstrapConfig } from './config.ts'
+import { estNafFqdnOf, type BootstrapConfig } from './config.ts'
 import type { GbaDeps, GbaSettings } from './gba/context.ts'
 import { createEstGbaAuthenticator } from './gba/est-digest.ts'
 import { createSubscriberOperations, type SubscriberOperations } from './gba/subscribers.ts'
@@ -49,12 +49,6 @@ export interface BootstrapApp {
   shutdown(): Promise<void>
 }
 
-/** Host name of the EST endpoint as devices see it (its public URL, else its listen address). */
-function estHostname(est: { readonly publicUrl?: string | undefined; readonly host: string }): string {
-  const host = est.host.includes(':') ? `[${est.host}]` : est.host
-  return new URL(est.publicUrl ?? `https://${host}`).hostname
-}
-
 /** The GBA settings of a configuration. */
 export function gbaSettingsOf(config: BootstrapConfig): GbaSettings {
   return {
@@ -67,7 +61,7 @@ export function gbaSettingsOf(config: BootstrapConfig): GbaSettings {
     ind: config.gba.ind,
     kmsPrincipal: config.kms.principal,
     nafRules: config.zn.nafs,
-    wrappedNafKeys: config.zn.nafs.some((r) => r.allowWrapped) || config.pki !== undefined,
+    wrappedNafKeys: config.zn.nafs.some((r) => r.allowWrapped) || config.gba.estEnrolment,
   }
 }
 
@@ -182,11 +176,20 @@ export async function startBootstrap(config: BootstrapConfig, log: Logger): Prom
         timeoutMs: config.kms.timeoutMs,
       })
       onShutdown('pki kms client', () => pkiKms.close())
-      const gba = createEstGbaAuthenticator(gbaDeps, zn, {
-        nafFqdn: config.gba.estNafFqdn ?? estHostname(config.pki.est),
-        nonceTtlMs: settings.nonceTtlMs,
+      const gba = config.gba.estEnrolment
+        ? createEstGbaAuthenticator(gbaDeps, zn, {
+            nafFqdn: estNafFqdnOf(config.gba, config.pki.est),
+            nonceTtlMs: settings.nonceTtlMs,
+          })
+        : undefined
+      pki = await createPkiComponent({
+        config: config.pki,
+        nc,
+        kms: pkiKms,
+        log,
+        replicas,
+        ...(gba === undefined ? {} : { gba }),
       })
-      pki = await createPkiComponent({ config: config.pki, nc, kms: pkiKms, log, replicas, gba })
     }
 
     // --- gRPC: GBA services, then those of other components ---

@@ -88,6 +88,12 @@ export const bootstrapConfigSchema = z
           .min(1_000)
           .default(60_000)
           .describe('how often expired sessions and challenges have their KMS keys scheduled for destruction'),
+        estEnrolment: z
+          .boolean()
+          .default(false)
+          .describe(
+            'offer EST enrolment authorized by GBA (HTTP Digest with Ks_NAF; needs pki). Makes every new Ks derivable into exportable keys, see docs/pki-est.md',
+          ),
         estNafFqdn: z
           .string()
           .regex(HOST_RE, 'must be a DNS name')
@@ -170,6 +176,17 @@ export const bootstrapConfigSchema = z
     telemetry: telemetryConfigSchema.prefault({}),
   })
   .superRefine((c, ctx) => {
+    if (c.gba.estEnrolment) {
+      if (c.pki === undefined) {
+        ctx.addIssue({ code: 'custom', path: ['gba', 'estEnrolment'], message: 'needs the pki section (EST)' })
+      } else if (!HOST_RE.test(estNafFqdnOf(c.gba, c.pki.est)) || estNafFqdnOf(c.gba, c.pki.est) === '0.0.0.0') {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['gba', 'estNafFqdn'],
+          message: 'the EST host devices reach is not a DNS name: set gba.estNafFqdn or pki.est.publicUrl',
+        })
+      }
+    }
     if (c.gba.ind >= 2 ** c.gba.indBits) {
       ctx.addIssue({ code: 'custom', path: ['gba', 'ind'], message: 'ind must be below 2^indBits' })
     }
@@ -197,3 +214,16 @@ export type BootstrapConfig = z.output<typeof bootstrapConfigSchema>
 
 /** A parsed NAF rule. */
 export type NafRule = z.output<typeof nafRuleSchema>
+
+/**
+ * The NAF FQDN of the EST endpoint for GBA enrolment: `gba.estNafFqdn`, else the host of
+ * `pki.est.publicUrl`, else `pki.est.host` (what devices put into NAF_Id).
+ */
+export function estNafFqdnOf(
+  gba: { readonly estNafFqdn?: string | undefined },
+  est: { readonly publicUrl?: string | undefined; readonly host: string },
+): string {
+  if (gba.estNafFqdn !== undefined) return gba.estNafFqdn
+  const host = est.host.includes(':') ? `[${est.host}]` : est.host
+  return new URL(est.publicUrl ?? `https://${host}`).hostname
+}

@@ -14,15 +14,20 @@
  * - The subscriber's `enrolmentNames` are what the CSR may ask for; without them GBA
  *   enrolment is refused.
  *
- * Unknown, expired and foreign B-TIDs and wrong responses all get the same
- * ERR_UNAUTHENTICATED "Digest authentication failed", so a caller learns nothing about which
- * B-TIDs exist. A nonce is consumed by the first request that names it, right or wrong;
- * a second use is ERR_REPLAY.
+ * Order of checks, so that unauthenticated junk costs little and stores nothing beyond its
+ * nonce: header syntax, realm, uri, nonce format (24 base64url characters) and B-TID format
+ * (base64 RAND "@" bsfHost); then the nonce is consumed (one use, right or wrong; a second
+ * use is ERR_REPLAY) and from there every attempt is audited as `bootstrap.EstGbaAuthenticate`;
+ * then the session and the subscriber's enrolment names (none: ERR_PERMISSION_DENIED, and no
+ * Ks_NAF is ever derived for it); then H(A1) and the response. Unknown, expired and foreign
+ * B-TIDs and wrong responses all get the same ERR_UNAUTHENTICATED "Digest authentication
+ * failed".
  */
 import { timingSafeEqual } from 'node:crypto'
 import { compactDecrypt, exportJWK, generateKeyPair, type GenerateKeyPairResult } from 'jose'
 import { M2msecError, isM2msecError } from '@m2msec/errors'
 import { UA_PROTOCOL_ID } from '@m2msec/crypto'
+import type { SubjectNames } from '@m2msec/pki'
 import {
   computeResponseWithHa1,
   digestHa1,
@@ -53,9 +58,11 @@ export interface EstGbaOptions {
 
 interface CachedHa1 {
   readonly ha1: string
-  readonly impi: string
   readonly expiresAt: number
 }
+
+/** The nonces {@link createEstGbaAuthenticator} issues: 18 random bytes, base64url. */
+const NONCE_RE = /^[A-Za-z0-9_-]{24}$/
 
 const failed = () => new M2msecError('ERR_UNAUTHENTICATED', 'Digest authentication failed')
 
@@ -86,11 +93,37 @@ export function createEstGbaAuthenticator(deps: GbaDeps, zn: ZnOperations, opts:
     return recipient
   }
 
-  const ha1For = async (tenant: string, btid: string): Promise<CachedHa1> => {
+  // B-TIDs this BSF makes: base64(16-byte RAND) "@" bsfHost. Anything else is refused before
+  // any lookup or audit record, so junk usernames cost nothing and store nothing.
+  const btidSuffix = `@${deps.settings.bsfHost}`
+  const isOurBtid = (btid: string) =>
+    btid.endsWith(btidSuffix) && /^[A-Za-z0-9+/]{22}==$/.test(btid.slice(0, -btidSuffix.length))
+
+  /** The session's IMPI and the names its subscriber may enrol, or `failed()`. */
+  const enrolee = async (tenant: string, btid: string): Promise<{ impi: string; names: SubjectNames }> => {
+    const session = await deps.stores.sessions.get(gbaKey(btid))
+    if (
+      session === undefined ||
+      session.value.tenant !== tenant ||
+      Date.parse(session.value.expiresAt) <= deps.clock.now().getTime()
+    ) {
+      throw failed()
+    }
+    const impi = session.value.impi
+    const subscriber = await deps.stores.subscribers.get(gbaKey(impi))
+    const names = subscriber?.value.tenant === tenant ? subscriber.value.enrolmentNames : undefined
+    // Checked before Ks_NAF is derived: a subscriber without names never causes an export.
+    if (names === undefined) {
+      throw new M2msecError('ERR_PERMISSION_DENIED', 'this subscriber has no names to enrol over EST with GBA')
+    }
+    return { impi, names }
+  }
+
+  const ha1For = async (tenant: string, btid: string): Promise<string> => {
     const now = deps.clock.now().getTime()
     const cacheKey = `${tenant}\n${btid}`
     const hit = cache.get(cacheKey)
-    if (hit !== undefined && hit.expiresAt > now) return hit
+    if (hit !== undefined && hit.expiresAt > now) return hit.ha1
     cache.delete(cacheKey)
     const { privateKey, publicJwk } = await recipientKey()
     let key
@@ -102,20 +135,19 @@ export function createEstGbaAuthenticator(deps: GbaDeps, zn: ZnOperations, opts:
         recipientPublicJwk: publicJwk,
       })
     } catch (err) {
-      // Unknown, foreign or expired B-TID: the same answer as a wrong password.
-      if (isM2msecError(err) && (err.status === 'NOT_FOUND' || err.status === 'FAILED_PRECONDITION')) throw failed()
+      // Whatever the session's state (expired meanwhile, a Ks that cannot give exportable
+      // keys): the same answer as a wrong password. Outages stay outages.
+      if (isM2msecError(err) && err.status !== 'UNAVAILABLE' && err.status !== 'INTERNAL') throw failed()
       throw err
     }
     const { plaintext } = await compactDecrypt(key.wrappedKey ?? '', privateKey)
-    const entry = {
-      ha1: digestHa1(btid, realm, Buffer.from(plaintext).toString('base64')),
-      impi: key.impi,
-      expiresAt: key.expiresAt.getTime(),
-    }
+    // A view, not a copy: the only copy of Ks_NAF is zeroed right after.
+    const password = Buffer.from(plaintext.buffer, plaintext.byteOffset, plaintext.byteLength).toString('base64')
     plaintext.fill(0)
+    const entry = { ha1: digestHa1(btid, realm, password), expiresAt: key.expiresAt.getTime() }
     if (cache.size >= cacheMax) cache.delete(cache.keys().next().value ?? '')
     cache.set(cacheKey, entry)
-    return entry
+    return entry.ha1
   }
 
   const consumeNonce = async (tenant: string, nonce: string): Promise<void> => {
@@ -143,7 +175,11 @@ export function createEstGbaAuthenticator(deps: GbaDeps, zn: ZnOperations, opts:
     }
     if (c.realm !== realm) throw new M2msecError('ERR_UNAUTHENTICATED', 'wrong realm')
     if (c.uri !== uri) throw new M2msecError('ERR_UNAUTHENTICATED', 'the Digest uri is not the request target')
-    if (c.username.length === 0 || c.username.length > 512) throw failed()
+    // Our nonces are exactly 24 base64url characters; nothing else reaches the store.
+    if (!NONCE_RE.test(c.nonce)) {
+      throw new M2msecError('ERR_UNAUTHENTICATED', 'unknown, expired or used nonce: answer a new challenge')
+    }
+    if (!isOurBtid(c.username)) throw failed()
   }
 
   return {
@@ -155,25 +191,25 @@ export function createEstGbaAuthenticator(deps: GbaDeps, zn: ZnOperations, opts:
     },
 
     async verify(request) {
-      let credentials: DigestCredentials
+      let c: DigestCredentials
       try {
-        credentials = parseAuthorization(request.authorization)
+        c = parseAuthorization(request.authorization)
       } catch (err) {
         throw new M2msecError('ERR_UNAUTHENTICATED', 'malformed Digest Authorization header', {}, { cause: err })
       }
-      const c = credentials
+      checkShape(c, request.uri)
+      // Audited only from here: the request named a nonce we issued and a well-formed B-TID.
+      await consumeNonce(request.tenant, c.nonce)
       const entry = {
         tenant: request.tenant,
         principal: EST_NAF_PRINCIPAL,
         action: 'bootstrap.EstGbaAuthenticate',
-        resource: `btid/${c.username.slice(0, 512)}`,
+        resource: `btid/${c.username}`,
       }
       return audited(deps, entry, async () => {
-        checkShape(c, request.uri)
-        await consumeNonce(request.tenant, c.nonce)
-        const { ha1, impi } = await ha1For(request.tenant, c.username)
+        const { impi, names } = await enrolee(request.tenant, c.username)
         const expected = computeResponseWithHa1({
-          ha1,
+          ha1: await ha1For(request.tenant, c.username),
           username: c.username,
           realm,
           method: request.method,
@@ -185,11 +221,6 @@ export function createEstGbaAuthenticator(deps: GbaDeps, zn: ZnOperations, opts:
           body: request.body,
         })
         if (!sameHex(expected, c.response)) throw failed()
-        const subscriber = await deps.stores.subscribers.get(gbaKey(impi))
-        const names = subscriber?.value.tenant === request.tenant ? subscriber.value.enrolmentNames : undefined
-        if (names === undefined) {
-          throw new M2msecError('ERR_PERMISSION_DENIED', 'this subscriber has no names to enrol over EST with GBA')
-        }
         return { identity: impi, allowed: names }
       })
     },

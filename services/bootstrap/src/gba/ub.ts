@@ -164,6 +164,9 @@ export function createUbEndpoint(deps: GbaDeps): UbEndpoint {
     request: UbHttpRequest,
   ): Promise<UbHttpResponse> => {
     const peer = request.peer
+    // Ub nonces are base64(RAND || AUTN), 44 characters: anything longer is not ours and must
+    // not reach the KV lookup (its key goes into a NATS subject).
+    if (credentials.nonce.length > 64) return refuse(401, 'unknown-nonce', 'ERR_UNAUTHENTICATED', {}, peer)
     const key = gbaKey(credentials.nonce)
     // A challenge this replica issued is known with its revision; the claim below is
     // revision-checked, so a copy another replica has since answered only fails that claim.

@@ -215,6 +215,8 @@ export function createZnOperations(deps: GbaDeps): ZnOperations {
       labels: { 'gba.naf': req.nafFqdn.toLowerCase() },
     })
     try {
+      // Listed with the session too, so the sweeper destroys it should the scheduling below fail.
+      await recordNafKey(stored, keyId)
       const wrappedKey = await deps.kms.wrapKeyForJwk(s.tenant, keyId, req.recipientPublicJwk ?? '')
       return { wrappedKey, ...meta }
     } finally {

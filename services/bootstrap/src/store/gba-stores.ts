@@ -97,6 +97,9 @@ export function recentRecordsOf(stores: GbaStores): GbaRecent {
   return r
 }
 
+/** Bound of the EST nonce bucket: about 200 000 outstanding challenges. */
+export const EST_NONCES_MAX_BYTES = 32 * 1024 * 1024
+
 /** Extra time records stay in KV after they expire, so the sweeper sees them first. */
 export const SWEEP_MARGIN_MS = 3_600_000
 
@@ -129,10 +132,13 @@ export async function openGbaStores(
       ttlMs: opts.keyLifetimeMs + SWEEP_MARGIN_MS,
       maxValueBytes: 64 * 1024,
     }),
+    // Every unauthenticated 401 of the EST endpoint writes one: bounded, so a flood fills
+    // this bucket (new challenges then fail until old nonces expire), never the server's disk.
     KvRepository.open<EstNonceRecord>(nc, 'gba-est-nonces', {
       replicas: opts.replicas,
       ttlMs: opts.nonceTtlMs,
       maxValueBytes: 256,
+      maxBytes: EST_NONCES_MAX_BYTES,
     }),
   ])
   return { subscribers, challenges, sessions, estNonces }

@@ -29,6 +29,7 @@ import {
 } from '@m2msec/proto/bootstrap/v1'
 import { bootstrapOverHttp, type GbaBootstrapResult } from '@m2msec/sdk/gba'
 import { createEstClient, createKeyAndCsr, type EstClient } from '@m2msec/sdk/pki'
+import { bootstrapConfigSchema } from '../../src/config.ts'
 import { codeOf, startGbaPlatform, type GbaPlatform } from './platform.ts'
 
 const BSF_HOST = 'bsf.example.org'
@@ -216,6 +217,52 @@ describe('EST enrolment authorized by GBA (HTTP Digest with Ks_NAF)', () => {
       }
     }
     assert.equal(messages.size, 1, [...messages].join(' | '))
+  })
+
+  test('junk in the Authorization header is refused before the nonce is spent or the store is asked', async () => {
+    const uri = `m2m://${DOMAIN}/in-cse/Cae-sim-5`
+    const d = await provision('acme', [uri])
+    const { csrDer } = await createKeyAndCsr({ uris: [uri] })
+    const body = Buffer.from(csrDer).toString('base64')
+    const uriPath = '/.well-known/est/acme/simpleenroll'
+    const challenge = async () =>
+      parseWwwAuthenticate((await post('acme', body, {})).challenges.find((h) => h.startsWith('Digest ')) ?? '')
+    const answer = (nonce: string, username: string, realm: string) => {
+      const common = { username, realm, nonce, uri: uriPath, qop: 'auth' as const, nc: '00000001', cnonce: 'c0ffee' }
+      const password = Buffer.from(gbaKey(d.session).ksNaf('127.0.0.1')).toString('base64')
+      const response = computeResponse({ ...common, password, method: 'POST' })
+      return formatAuthorization({ ...common, response, algorithm: 'MD5' })
+    }
+    const c = await challenge()
+    // A nonce of 3,000 '!' would become a 9,000-character KV key, past nats-server's 4 KiB
+    // protocol line, which closes the whole connection: refused before any lookup.
+    const huge = await post('acme', body, { authorization: answer('!'.repeat(3000), d.session.btid, c.realm) })
+    assert.equal(huge.status, 401)
+    // A username that is no B-TID of this BSF: refused without spending the nonce...
+    assert.equal((await post('acme', body, { authorization: answer(c.nonce, 'admin', c.realm) })).status, 401)
+    // ...which then still works for the real answer, over the same (undisturbed) NATS connection.
+    assert.equal((await post('acme', body, { authorization: answer(c.nonce, d.session.btid, c.realm) })).status, 200)
+  })
+
+  test('config: GBA enrolment needs the pki section and a DNS name devices can reach', () => {
+    const base = {
+      kms: { target: 'localhost:7001' },
+      pki: { est: { tls: { certFile: 'c.pem', keyFile: 'k.pem' } } },
+    }
+    assert.equal(bootstrapConfigSchema.safeParse({ ...base, gba: { estEnrolment: true } }).success, true)
+    const noPki = bootstrapConfigSchema.safeParse({ kms: base.kms, gba: { estEnrolment: true } })
+    assert.deepEqual(
+      noPki.error?.issues.map((i) => i.path.join('.')),
+      ['gba.estEnrolment'],
+    )
+    const anyHost = { est: { host: '0.0.0.0', tls: base.pki.est.tls } }
+    const wildcard = bootstrapConfigSchema.safeParse({ ...base, pki: anyHost, gba: { estEnrolment: true } })
+    assert.deepEqual(
+      wildcard.error?.issues.map((i) => i.path.join('.')),
+      ['gba.estNafFqdn'],
+    )
+    const named = { ...base, pki: anyHost, gba: { estEnrolment: true, estNafFqdn: 'est.acme.example' } }
+    assert.equal(bootstrapConfigSchema.safeParse(named).success, true)
   })
 
   test('the SDK refuses a challenge for another NAF; bad enrolment names are refused at provisioning', async () => {

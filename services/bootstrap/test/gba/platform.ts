@@ -61,7 +61,7 @@ export interface GbaPlatformOptions {
   readonly tenants: readonly string[]
   /** The `zn` config section. */
   readonly zn?: Record<string, unknown>
-  /** Also run the PKI (EST and CRL/OCSP on free ports). */
+  /** Also run the PKI (EST and CRL/OCSP on free ports) with GBA enrolment on. */
   readonly pki?: boolean
 }
 
@@ -126,7 +126,7 @@ export async function startGbaPlatform(opts: GbaPlatformOptions): Promise<GbaPla
       grpc: { port: 0, tls: { ...serverTls, caFile: pki.paths.caCert, requireClientCert: false } },
       auth: { mtls: true },
       ub: { port: 0 },
-      gba: { bsfHost: opts.bsfHost, realm: opts.bsfHost },
+      gba: { bsfHost: opts.bsfHost, realm: opts.bsfHost, estEnrolment: opts.pki === true },
       ...(opts.zn === undefined ? {} : { zn: opts.zn }),
       ...(opts.pki === true ? { pki: { est: { port: 0, tls: serverTls }, revocation: { port: 0 } } } : {}),
       nats: { servers: [nats.url] },
