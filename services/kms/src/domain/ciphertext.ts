@@ -20,22 +20,34 @@ export interface Envelope {
 }
 
 export function encodeEnvelope(e: Envelope): Uint8Array {
-  const idLength = Buffer.byteLength(e.keyId, 'utf8')
-  const { iv, tag, ciphertext } = e.sealed
-  // One allocation, written in place: this runs once per item of a batch.
-  const out = Buffer.allocUnsafe(HEADER + idLength + iv.length + tag.length + ciphertext.length)
-  MAGIC.copy(out, 0)
-  out.writeUInt8(iv.length, 4)
-  out.writeUInt8(tag.length, 5)
-  out.writeUInt16BE(idLength, 6)
-  out.writeUInt32BE(e.version, 8)
-  let at = HEADER + out.write(e.keyId, HEADER, 'utf8')
-  out.set(iv, at)
-  at += iv.length
-  out.set(tag, at)
-  at += tag.length
-  out.set(ciphertext, at)
-  return out
+  return envelopeEncoder(e.keyId, e.version)(e.sealed)
+}
+
+/**
+ * {@link encodeEnvelope} for many blobs of one key version: the header (magic, lengths, version,
+ * key id) is built once and copied into each blob.
+ */
+export function envelopeEncoder(keyId: string, version: number): (sealed: SealedData) => Uint8Array {
+  const id = Buffer.from(keyId, 'utf8')
+  const head = Buffer.allocUnsafe(HEADER + id.length)
+  MAGIC.copy(head, 0)
+  head.writeUInt16BE(id.length, 6)
+  head.writeUInt32BE(version, 8)
+  id.copy(head, HEADER)
+  return ({ iv, tag, ciphertext }) => {
+    // One allocation, written in place: this runs once per item of a batch.
+    const out = Buffer.allocUnsafe(head.length + iv.length + tag.length + ciphertext.length)
+    head.copy(out, 0)
+    out.writeUInt8(iv.length, 4)
+    out.writeUInt8(tag.length, 5)
+    let at = head.length
+    out.set(iv, at)
+    at += iv.length
+    out.set(tag, at)
+    at += tag.length
+    out.set(ciphertext, at)
+    return out
+  }
 }
 
 export function decodeEnvelope(blob: Uint8Array): Envelope {
@@ -61,8 +73,13 @@ export function decodeEnvelope(blob: Uint8Array): Envelope {
 
 /** AAD passed to the SE: binds tenant, key and version to the caller's associated data. */
 export function boundAad(tenant: string, keyId: string, version: number, aad: Uint8Array): Uint8Array {
+  return aadBinder(tenant, keyId, version)(aad)
+}
+
+/** {@link boundAad} for many items of one key version: the prefix is encoded once. */
+export function aadBinder(tenant: string, keyId: string, version: number): (aad: Uint8Array) => Uint8Array {
   const prefix = Buffer.from(`m2msec.kms.v1\0${tenant}\0${keyId}\0${version}\0`, 'utf8')
-  return Buffer.concat([prefix, aad])
+  return (aad) => Buffer.concat([prefix, aad])
 }
 
 function invalid(): M2msecError {

@@ -107,6 +107,12 @@ export interface SealedData {
   readonly tag: Uint8Array
 }
 
+/** One item of {@link SecureEnvironment.encryptMany}. */
+export interface AeadInput {
+  readonly plaintext: Uint8Array
+  readonly aad: Uint8Array
+}
+
 /** The core contract: every SE implements all of these. */
 export interface SecureEnvironment {
   /** Instance name from configuration (`software`, `hsm-eu1`, …). Unique per KMS. */
@@ -122,6 +128,11 @@ export interface SecureEnvironment {
 
   /** AES-256-GCM with a fresh random 96-bit IV generated inside the SE. */
   encrypt(key: SeKeyHandle, plaintext: Uint8Array, aad: Uint8Array): Promise<SealedData>
+  /**
+   * Optional: `encrypt` of many items under one key in one call (BatchEncrypt). An SE offers it
+   * when that saves real work: one key lookup, one IV draw and no promise per item.
+   */
+  encryptMany?(key: SeKeyHandle, items: readonly AeadInput[]): Promise<SealedData[]>
   /** Throws ERR_CIPHERTEXT_INVALID when the tag does not verify. */
   decrypt(key: SeKeyHandle, sealed: SealedData, aad: Uint8Array): Promise<Uint8Array>
 

@@ -19,3 +19,14 @@ export function randomIv(length: number): Buffer {
   offset += length
   return iv
 }
+
+/**
+ * `count` fresh random IVs of `length` bytes as views of one new buffer (one CSPRNG draw for a
+ * whole batch; the buffer is never reused).
+ */
+export function randomIvs(count: number, length: number): Buffer[] {
+  const all = randomFillSync(Buffer.allocUnsafe(count * length))
+  const out = new Array<Buffer>(count)
+  for (let i = 0; i < count; i++) out[i] = all.subarray(i * length, (i + 1) * length)
+  return out
+}

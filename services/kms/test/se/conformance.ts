@@ -372,6 +372,27 @@ export function runSecureEnvironmentSuite(
         assert.notDeepEqual(a.iv, b.iv, 'every encryption uses a fresh IV')
       })
 
+      it('encryptMany (where offered): small and large batches, views of one buffer, distinct IVs', async () => {
+        if (se.encryptMany === undefined || !supports('AES_256_GCM', 'import')) return
+        const { key, material } = await importSample('AES_256_GCM')
+        // Inputs as views into one larger buffer, as gRPC decoding hands them over.
+        const backing = new Uint8Array(randomBytes(64 * 1024))
+        for (const count of [3, 40]) {
+          const items = Array.from({ length: count }, (_, i) => ({
+            plaintext: backing.subarray(i * 97, i * 97 + (i % 5 === 0 ? 0 : 13 * i)),
+            aad: enc(`aad-${i}`),
+          }))
+          const sealed = await se.encryptMany(key, items)
+          assert.equal(sealed.length, count)
+          sealed.forEach((s, i) => {
+            const item = items[i] as (typeof items)[number]
+            assert.equal(s.ciphertext.length, item.plaintext.length)
+            assert.deepEqual(gcmDecrypt(material, s, item.aad), new Uint8Array(item.plaintext))
+          })
+          assert.equal(new Set(sealed.map((s) => Buffer.from(s.iv).toString('hex'))).size, count, 'fresh IVs')
+        }
+      })
+
       it('interoperates with node:crypto AES-256-GCM for an imported key', async () => {
         if (!supports('AES_256_GCM', 'encrypt') || !supports('AES_256_GCM', 'import')) return
         const { key, material } = await importSample('AES_256_GCM')

@@ -14,7 +14,7 @@ import { boundAad, decodeEnvelope } from '../ciphertext.ts'
 import { LIMITS, checkSize } from '../limits.ts'
 import type { Caller, KeyOperation, KeyRecord, KeyVersion } from '../model.ts'
 import type { KmsDeps } from '../ports.ts'
-import { encryptWith } from './encrypt.ts'
+import { encryptManyWith } from './encrypt.ts'
 
 /** One item's outcome. */
 export type BatchOutcome<T> =
@@ -26,13 +26,23 @@ interface Prepared<D> {
   readonly data: D
 }
 
-interface BatchSpec<I, D, T> {
+type BatchSpec<I, D, T> = {
   readonly action: string
   readonly operation: KeyOperation
   /** Validates an item and names its key; throws a user error for a bad item. */
   prepare(item: I): Prepared<D>
-  run(key: KeyRecord, version: KeyVersion, data: D): Promise<T>
-}
+  /** The key a bad item is counted under in the audit record, when known before `prepare`. */
+  keyIdOf?(item: I): string
+} & (
+  | {
+      /** One item; a user error fails that item. */
+      run(key: KeyRecord, version: KeyVersion, data: D): Promise<T>
+    }
+  | {
+      /** All items of one key version at once (checked in `prepare`); a user error fails them all. */
+      runMany(key: KeyRecord, version: KeyVersion, data: readonly D[]): Promise<T[]>
+    }
+)
 
 function checkItems(n: number): void {
   if (n === 0) throw new M2msecError('ERR_INVALID_ARGUMENT', 'items must not be empty', { field: 'items' })
@@ -46,6 +56,14 @@ function isUserError(err: unknown): err is M2msecError {
   return isM2msecError(err) && err.status !== 'INTERNAL' && err.status !== 'UNAVAILABLE'
 }
 
+/** The items of one key (and version) of a batch. */
+interface Group<D> {
+  readonly keyId: string
+  readonly version: number | undefined
+  readonly at: number[]
+  readonly data: D[]
+}
+
 async function runBatch<I, D, T>(
   deps: KmsDeps,
   caller: Caller,
@@ -53,29 +71,67 @@ async function runBatch<I, D, T>(
   items: readonly I[],
 ): Promise<BatchOutcome<T>[]> {
   checkItems(items.length)
-  const loads = new Map<string, Promise<{ key: KeyRecord; version: KeyVersion }>>()
+  const outcomes = new Array<BatchOutcome<T>>(items.length)
   const tally = new Map<string, { ok: number; failed: number; denied: number }>()
-  const outcomes = await Promise.all(
-    items.map(async (item): Promise<BatchOutcome<T>> => {
-      let keyId = ''
+  const succeed = (i: number, keyId: string, value: T) => {
+    outcomes[i] = { ok: true, value }
+    count(tally, keyId, 'ok')
+  }
+  const fail = (i: number, keyId: string, err: unknown) => {
+    if (!isUserError(err)) throw err
+    count(tally, keyId, err.status === 'PERMISSION_DENIED' || err.status === 'NOT_FOUND' ? 'denied' : 'failed')
+    outcomes[i] = { ok: false, error: err }
+  }
+
+  // Each distinct key (and version) is loaded and authorized once.
+  const groups = new Map<string, Group<D>>()
+  items.forEach((item, i) => {
+    let p: Prepared<D>
+    try {
+      p = spec.prepare(item)
+    } catch (err) {
+      fail(i, spec.keyIdOf?.(item) ?? '', err)
+      return
+    }
+    const k = `${p.keyId}\0${p.version ?? ''}`
+    let g = groups.get(k)
+    if (g === undefined) {
+      g = { keyId: p.keyId, version: p.version, at: [], data: [] }
+      groups.set(k, g)
+    }
+    g.at.push(i)
+    g.data.push(p.data)
+  })
+  await Promise.all(
+    [...groups.values()].map(async (g) => {
+      let loaded: { key: KeyRecord; version: KeyVersion }
       try {
-        const p = spec.prepare(item)
-        keyId = p.keyId
-        const loadKey = `${p.keyId}\0${p.version ?? ''}`
-        let load = loads.get(loadKey)
-        if (load === undefined) {
-          load = loadKeyForUse(deps, caller, p.keyId, spec.operation, p.version)
-          loads.set(loadKey, load)
-        }
-        const { key, version } = await load
-        const value = await spec.run(key, version, p.data)
-        count(tally, keyId, 'ok')
-        return { ok: true, value }
+        loaded = await loadKeyForUse(deps, caller, g.keyId, spec.operation, g.version)
       } catch (err) {
-        if (!isUserError(err)) throw err
-        count(tally, keyId, err.status === 'PERMISSION_DENIED' || err.status === 'NOT_FOUND' ? 'denied' : 'failed')
-        return { ok: false, error: err }
+        for (const i of g.at) fail(i, g.keyId, err)
+        return
       }
+      const { key, version } = loaded
+      if ('runMany' in spec) {
+        let values: T[]
+        try {
+          values = await spec.runMany(key, version, g.data)
+        } catch (err) {
+          for (const i of g.at) fail(i, g.keyId, err)
+          return
+        }
+        g.at.forEach((i, j) => succeed(i, g.keyId, values[j] as T))
+        return
+      }
+      await Promise.all(
+        g.at.map(async (i, j) => {
+          try {
+            succeed(i, g.keyId, await spec.run(key, version, g.data[j] as D))
+          } catch (err) {
+            fail(i, g.keyId, err)
+          }
+        }),
+      )
     }),
   )
   for (const [keyId, t] of tally) {
@@ -117,8 +173,18 @@ export function batchEncrypt(
     {
       action: 'kms.BatchEncrypt',
       operation: 'ENCRYPT',
-      prepare: (i) => ({ keyId: i.keyId, data: i }),
-      run: async (key, version, i) => ({ ...(await encryptWith(deps, key, version, i)), keyId: key.id }),
+      prepare: (i) => {
+        checkSize('plaintext', i.plaintext, LIMITS.plaintextBytes)
+        checkSize('associated_data', i.aad, LIMITS.aadBytes)
+        return { keyId: i.keyId, data: i }
+      },
+      keyIdOf: (i) => i.keyId,
+      runMany: async (key, version, data) =>
+        (await encryptManyWith(deps, key, version, data)).map((ciphertext) => ({
+          ciphertext,
+          keyId: key.id,
+          version: version.version,
+        })),
     },
     items,
   )
@@ -175,6 +241,7 @@ export function batchSign(
         checkSize('message', i.message, LIMITS.messageBytes)
         return { keyId: i.keyId, data: i.message }
       },
+      keyIdOf: (i) => i.keyId,
       run: async (key, version, message) => ({
         signature: await deps.ses
           .get(key.secureEnvironment)
@@ -202,6 +269,7 @@ export function batchMac(
         checkSize('data', i.data, LIMITS.messageBytes)
         return { keyId: i.keyId, data: i.data }
       },
+      keyIdOf: (i) => i.keyId,
       run: async (key, version, data) => ({
         mac: await deps.ses.get(key.secureEnvironment).mac({ ref: version.ref, algorithm: key.algorithm }, data),
         keyId: key.id,

@@ -1,6 +1,6 @@
 import { loadKeyForUse } from '../access.ts'
 import { audited } from '../audit.ts'
-import { boundAad, encodeEnvelope } from '../ciphertext.ts'
+import { aadBinder, boundAad, encodeEnvelope, envelopeEncoder } from '../ciphertext.ts'
 import { LIMITS, checkSize } from '../limits.ts'
 import type { Caller, KeyRecord, KeyVersion } from '../model.ts'
 import type { KmsDeps } from '../ports.ts'
@@ -22,6 +22,27 @@ export async function encryptWith(
       boundAad(key.tenant, key.id, version.version, req.aad),
     )
   return { ciphertext: encodeEnvelope({ keyId: key.id, version: version.version, sealed }), version: version.version }
+}
+
+/**
+ * Encrypts many items (sizes already checked) with one authorized key version: through the
+ * SE's `encryptMany` when it has one, else item by item. Returns the envelopes in order.
+ */
+export async function encryptManyWith(
+  deps: KmsDeps,
+  key: KeyRecord,
+  version: KeyVersion,
+  items: readonly { plaintext: Uint8Array; aad: Uint8Array }[],
+): Promise<Uint8Array[]> {
+  const se = deps.ses.get(key.secureEnvironment)
+  const handle = { ref: version.ref, algorithm: key.algorithm }
+  const bind = aadBinder(key.tenant, key.id, version.version)
+  const bound = items.map((i) => ({ plaintext: i.plaintext, aad: bind(i.aad) }))
+  const sealed =
+    se.encryptMany === undefined
+      ? await Promise.all(bound.map((i) => se.encrypt(handle, i.plaintext, i.aad)))
+      : await se.encryptMany(handle, bound)
+  return sealed.map(envelopeEncoder(key.id, version.version))
 }
 
 /** Encrypt: AES-256-GCM under the primary version; returns a self-describing envelope. */

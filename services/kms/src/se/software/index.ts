@@ -43,6 +43,7 @@ import { M2msecError, invalidArgument } from '@m2msec/errors'
 import type { BlockCipher } from '@m2msec/crypto'
 import { aes128EcbBlockCipher, hkdfSha256, kdf3gpp, milenage as runMilenage } from '@m2msec/crypto'
 import type {
+  AeadInput,
   CreatedKey,
   DeriveParams,
   ImportSpec,
@@ -77,7 +78,11 @@ import {
 import { MAX_JWE_LENGTH, WRAP_ENC, encryptForPublicJwk, requireKid } from '../jwe-recipient.ts'
 import type { KeyMaterial } from '../key-material.ts'
 import { exportMaterial, parseKeyMaterial, spkiOf } from '../key-material.ts'
-import { randomIv } from '../iv-pool.ts'
+import { randomIv, randomIvs } from '../iv-pool.ts'
+import { createAeadOffload } from './aead-offload.ts'
+
+/** Batches of at least this many items are encrypted in the worker thread (aead-offload.ts). */
+const OFFLOAD_MIN_ITEMS = 16
 import { Lru } from '../lru.ts'
 import { openRef, readRefHeader, sealRef } from './sealed-ref.ts'
 
@@ -149,6 +154,7 @@ class SoftwareSecureEnvironment implements SecureEnvironment, KeyDeriver, KeyWra
   readonly #sealKey: KeyObject
   readonly #cache: Lru<string, OpenKey>
   #closed = false
+  readonly #offload = createAeadOffload()
 
   constructor(
     readonly name: string,
@@ -187,6 +193,25 @@ class SoftwareSecureEnvironment implements SecureEnvironment, KeyDeriver, KeyWra
     // GCM is a stream mode: final() returns nothing, so the update output needs no copy.
     const rest = cipher.final()
     return { iv, ciphertext: rest.length === 0 ? body : Buffer.concat([body, rest]), tag: cipher.getAuthTag() }
+  }
+
+  async encryptMany(key: SeKeyHandle, items: readonly AeadInput[]): Promise<SealedData[]> {
+    const secret = this.#use(key, ['AES_256_GCM'], 'encrypt').secret as KeyObject
+    for (const { plaintext, aad } of items) {
+      requireBytes(plaintext, 'plaintext')
+      requireBytes(aad, 'aad')
+    }
+    const ivs = randomIvs(items.length, GCM_IV_LENGTH)
+    // Large batches in the worker thread: the event loop keeps serving other calls meanwhile.
+    if (items.length >= OFFLOAD_MIN_ITEMS) return this.#offload.encrypt(secret, items, ivs)
+    return items.map(({ plaintext, aad }, i) => {
+      const iv = ivs[i] as Buffer
+      const cipher = createCipheriv('aes-256-gcm', secret, iv)
+      cipher.setAAD(aad)
+      const body = cipher.update(plaintext)
+      const rest = cipher.final()
+      return { iv, ciphertext: rest.length === 0 ? body : Buffer.concat([body, rest]), tag: cipher.getAuthTag() }
+    })
   }
 
   async decrypt(key: SeKeyHandle, sealed: SealedData, aad: Uint8Array): Promise<Uint8Array> {
@@ -325,6 +350,7 @@ class SoftwareSecureEnvironment implements SecureEnvironment, KeyDeriver, KeyWra
   async close(): Promise<void> {
     this.#closed = true
     this.#cache.clear()
+    await this.#offload.close()
   }
 
   #open(): void {
