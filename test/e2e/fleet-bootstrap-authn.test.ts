@@ -55,7 +55,13 @@ import {
   KeyOperation,
   MacRequest,
 } from '@m2msec/proto/kms/v1'
-import { createGbaUeClient, createSimulatedUsim, gbaClientAssertion, type GbaUeClient } from '@m2msec/sdk/gba'
+import {
+  createGbaUeClient,
+  createSimulatedUsim,
+  gbaClientAssertion,
+  UA_PROTOCOL_ID,
+  type GbaUeClient,
+} from '@m2msec/sdk/gba'
 import { certificateClientAssertion, createEstClient, createKeyAndCsr } from '@m2msec/sdk/pki'
 import {
   createDevPki,
@@ -171,7 +177,8 @@ before(async () => {
       grpc: { port: 0, tls: serverTls },
       auth: { mtls: true },
       ub: { port: 0 },
-      gba: { bsfHost: BSF_HOST, realm: BSF_HOST },
+      // GBA enrolment on EST too (NAF FQDN = the EST host, 127.0.0.1).
+      gba: { bsfHost: BSF_HOST, realm: BSF_HOST, estEnrolment: true },
       // authn (svc:authn, any tenant) may ask for Km of its MAF FQDN.
       zn: { nafs: [{ principal: 'svc:authn', fqdns: [MAF_FQDN] }] },
       pki: {
@@ -228,7 +235,7 @@ describe('a fleet bootstraps by GBA and by PKI and authenticates to authn', { ti
   const pkiDevices: Array<{ entityId: string; keyPem: string; certPem: string; serial: string }> = []
 
   /** A new USIM whose K||OPc the tenant's admin imports into the BSF (wrapped for the KMS). */
-  async function provisionSubscriber(admin: Admin, impi: string): Promise<GbaUeClient> {
+  async function provisionSubscriber(admin: Admin, impi: string, enrolmentUris: string[] = []): Promise<GbaUeClient> {
     const k = new Uint8Array(randomBytes(16))
     const opc = new Uint8Array(randomBytes(16))
     const jwe = await new jose.CompactEncrypt(Buffer.concat([k, opc]))
@@ -238,6 +245,7 @@ describe('a fleet bootstraps by GBA and by PKI and authenticates to authn', { ti
       CreateSubscriberRequest.fromPartial({
         impi,
         milenageKey: { $case: 'import', value: { wrappedKey: jwe, unwrappingKeyId: 'gba-import', keyId: '' } },
+        enrolmentUris,
       }),
     )
     return createGbaUeClient({ bsfUrl: bootstrap.ubUrl, impi, realm: BSF_HOST, usim: createSimulatedUsim({ k, opc }) })
@@ -372,6 +380,29 @@ describe('a fleet bootstraps by GBA and by PKI and authenticates to authn', { ti
         await useToken(res.accessToken)
       }),
     )
+  })
+
+  test('a GBA device enrols its certificate over EST with its GBA key, then authenticates with it', async () => {
+    assert.ok(issuingPem !== '', 'needs the tenant CA of the previous test')
+    const entityId = '//acme.example/in-cse/Cgbaest01'
+    const uri = `m2m:${entityId}`
+    const ue = await provisionSubscriber(acme, '001010000009901@ims.mnc001.mcc001.3gppnetwork.org', [uri])
+    await acme.authn.registerEntity(
+      RegisterEntityRequest.fromPartial({ entityId, kind: EntityKind.ENTITY_KIND_AE, roles: ['device'] }),
+    )
+    const est = createEstClient({ baseUrl: `${bootstrap.pki?.estUrl ?? ''}/.well-known/est/${ACME}`, caPem: estCaPem })
+    const { keyPem, csrDer } = await createKeyAndCsr({ uris: [uri] })
+    // HTTP Digest: username = B-TID, password = base64(Ks_NAF) for the EST host (TS 24.109 §5.2).
+    const { btid } = await ue.session()
+    const { certificatePem } = await est.simpleEnrollWithGba(csrDer, {
+      btid,
+      ksNaf: async (fqdn) => (await ue.ksNaf(fqdn, UA_PROTOCOL_ID.httpDigest)).key,
+    })
+    const { assertion } = await certificateClientAssertion({ keyPem, chainPem: [certificatePem, issuingPem], entityId })
+    const res = await anon.issueToken(IssueTokenRequest.fromPartial({ tenant: ACME, assertion }))
+    assert.equal(res.loa, 3)
+    assert.equal(jose.decodeJwt(res.accessToken).sub, entityId)
+    await useToken(res.accessToken)
   })
 
   test('an expired B-TID is ERR_TOKEN_EXPIRED', async () => {
