@@ -4,7 +4,10 @@
  *
  * - `GET <uri>` with `Authorization: Digest username=<IMPI>, nonce="", response=""`: the
  *   subscriber's next SQN, Milenage in the KMS (Ks kept there), `401` with
- *   nonce = base64(RAND || AUTN). Unknown IMPI: `403`.
+ *   nonce = base64(RAND || AUTN). Unknown IMPI: `403`. While this replica's last challenge for
+ *   the IMPI is unanswered (and has 30 s left), the same challenge is sent again: an initial
+ *   request proves nothing, so it must not cost an SQN or a KMS key each time. A UE that did
+ *   see that challenge rejects its SQN and resynchronises, which issues a new one.
  * - The answer: the challenge is looked up by nonce and marked used with a revision check
  *   BEFORE anything else happens, so each challenge is answered once across replicas. RES
  *   right: the session (B-TID = base64(RAND)@bsfHost) is stored and `200` carries
@@ -62,6 +65,11 @@ export interface UbEndpoint {
 
 const PLACEHOLDER_KEY = new Uint8Array(16)
 
+/** Most IMPIs whose outstanding challenge a replica remembers (the oldest are forgotten). */
+const OUTSTANDING_MAX = 100_000
+/** An outstanding challenge is handed out again only while the UE has this long left to answer it. */
+const REUSE_MARGIN_MS = 30_000
+
 function plain(status: number, extra: Record<string, string> = {}): UbHttpResponse {
   return { status, headers: { 'cache-control': 'no-store', ...extra }, body: '' }
 }
@@ -117,8 +125,33 @@ export function createUbEndpoint(deps: GbaDeps): UbEndpoint {
     return plain(status)
   }
 
+  // The unanswered challenge this replica last gave each IMPI. A repeated initial request gets
+  // it again instead of a new one, so requests that prove nothing (anyone can send an IMPI)
+  // do not advance the SQN or make the KMS create a Ks each time: at most one outstanding Ks
+  // per subscriber and replica.
+  const outstanding = new Map<string, { readonly key: string; readonly wwwAuthenticate: string }>()
+  const remember = (impi: string, key: string, wwwAuthenticate: string) => {
+    outstanding.delete(impi)
+    if (outstanding.size >= OUTSTANDING_MAX) outstanding.delete(outstanding.keys().next().value ?? '')
+    outstanding.set(impi, { key, wwwAuthenticate })
+  }
+
+  /** The outstanding challenge of `impi`, when it can still be answered (checked in KV: another replica may have taken it). */
+  const stillOpen = async (impi: string): Promise<{ tenant: string; wwwAuthenticate: string } | undefined> => {
+    const known = outstanding.get(impi)
+    if (known === undefined) return undefined
+    const stored = await deps.stores.challenges.get(known.key)
+    const usableUntil = deps.clock.now().getTime() + REUSE_MARGIN_MS
+    if (stored !== undefined && !stored.value.used && stored.value.expiresAt > usableUntil) {
+      return { tenant: stored.value.tenant, wwwAuthenticate: known.wwwAuthenticate }
+    }
+    outstanding.delete(impi)
+    return undefined
+  }
+
   const challengeResponse = async (impi: string, peer: string | undefined, reason: string, sub?: SubscriberRecord) => {
     const issued = sub === undefined ? await issueChallenge(deps, impi) : await challengeFor(deps, sub)
+    remember(impi, gbaKey(issued.record.nonce), issued.wwwAuthenticate)
     await audit(deps, {
       tenant: issued.record.tenant,
       principal: 'ue',
@@ -137,6 +170,18 @@ export function createUbEndpoint(deps: GbaDeps): UbEndpoint {
     } catch (err) {
       if (isM2msecError(err)) return refuse(400, 'malformed', err.code, {}, peer)
       throw err
+    }
+    const again = await stillOpen(impi)
+    if (again !== undefined) {
+      await audit(deps, {
+        tenant: again.tenant,
+        principal: 'ue',
+        action: 'bootstrap.Ub',
+        resource: `subscriber/${impi}`,
+        result: 'ok',
+        details: { step: 'challenge-again', ...(peer === undefined ? {} : { peer }) },
+      })
+      return plain(401, { 'www-authenticate': again.wwwAuthenticate })
     }
     // One read-modify-write of the subscriber (its next SQN) also tells whether it exists.
     let sub: SubscriberRecord
@@ -194,6 +239,7 @@ export function createUbEndpoint(deps: GbaDeps): UbEndpoint {
     // The first answer ends the challenge: claim it with a revision check before acting.
     const btid = r.kind === 'ok' ? makeBtid(r.rand, settings.bsfHost) : undefined
     recent.delete(key)
+    if (outstanding.get(record.impi)?.key === key) outstanding.delete(record.impi)
     try {
       await deps.stores.challenges.update(
         key,

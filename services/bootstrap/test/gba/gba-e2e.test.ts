@@ -222,6 +222,33 @@ describe('Ub and Zn', () => {
     assert.ok(reasons.includes('wrong-response'))
   })
 
+  test('a repeated initial request gets the outstanding challenge again: no new SQN, no new Ks', async () => {
+    const d = await provision()
+    const subs = await subscribersClient(ADMIN)
+    const sqn = async () =>
+      (await subs.getSubscriber(GetSubscriberRequest.fromPartial({ impi: d.impi }))).subscriber?.sqn
+    const initial = () => get(initialAuthorization({ impi: d.impi, realm: BSF_HOST }))
+    const c1 = await initial()
+    const sqnAfterFirst = await sqn()
+    const c2 = await initial()
+    assert.equal(c2.status, 401)
+    assert.equal(c2.headers.get('www-authenticate'), c1.headers.get('www-authenticate'))
+    assert.equal(await sqn(), sqnAfterFirst, 'no SQN taken for the repeat')
+    // The UE answers the (repeated) challenge; the next initial request gets a fresh one.
+    const usim = createSimulatedUsim(d)
+    const a = await answerChallenge({ impi: d.impi, wwwAuthenticate: c2.headers.get('www-authenticate') ?? '', usim })
+    assert.equal((await get(a.authorization)).status, 200)
+    const c3 = await initial()
+    assert.notEqual(c3.headers.get('www-authenticate'), c1.headers.get('www-authenticate'))
+    // A UE that already processed c3 (its answer got lost) rejects it when it comes again
+    // (SQN not fresh), resynchronises, and still bootstraps.
+    await answerChallenge({ impi: d.impi, wwwAuthenticate: c3.headers.get('www-authenticate') ?? '', usim })
+    const session = await bootstrapOverHttp({ bsfUrl: p.app.ubUrl, impi: d.impi, realm: BSF_HOST, usim })
+    assert.equal(session.resyncs, 1)
+    const steps = (await auditRecords()).map((r) => (r.details as Record<string, unknown> | undefined)?.step)
+    assert.ok(steps.includes('challenge-again'))
+  })
+
   test('a USIM that rejects AUTN (wrong K) makes the SDK fail with ERR_MAC_INVALID; the BSF audits it', async () => {
     const d = await provision()
     const usim = createSimulatedUsim({ k: new Uint8Array(randomBytes(16)), opc: d.opc })
