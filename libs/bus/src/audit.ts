@@ -182,7 +182,8 @@ function appendOnlyProblem(config: StreamConfig): string | undefined {
 }
 
 interface Pending {
-  record: AuditRecord
+  /** The record's fields as JSON, in the stored order, serialized once at append. */
+  body: string
   /** Serialized size of the record, measured once at append. */
   size: number
   resolve: () => void
@@ -223,9 +224,10 @@ class AuditWriter implements AuditLog {
   }
 
   append(record: AuditRecord): Promise<void> {
+    let body: string
     let size: number
     try {
-      size = validateRecord(record)
+      ;({ body, size } = validateRecord(record))
     } catch (err) {
       return Promise.reject(err)
     }
@@ -234,7 +236,7 @@ class AuditWriter implements AuditLog {
       return Promise.reject(unavailable('too many audit records waiting for the bus', this.#d.source))
     }
     return new Promise<void>((resolve, reject) => {
-      this.#queue.push({ record, size, resolve, reject })
+      this.#queue.push({ body, size, resolve, reject })
       this.#schedule()
     })
   }
@@ -332,10 +334,12 @@ class AuditWriter implements AuditLog {
     let seq = from.seq
     let prev = from.hash
     const lines: string[] = []
-    for (const { record } of batch) {
+    // Exactly JSON.stringify({ v: 1, source, seq, prev, ...pickRecord(record) }): the chain
+    // fields first, then the body serialized at append (no second serialization per record).
+    const source = JSON.stringify(this.#d.source)
+    for (const { body } of batch) {
       seq += 1
-      const stored: StoredAuditRecord = { v: 1, source: this.#d.source, seq, prev, ...pickRecord(record) }
-      const line = JSON.stringify(stored)
+      const line = `{"v":1,"source":${source},"seq":${seq},"prev":"${prev}",${body.slice(1)}`
       lines.push(line)
       prev = sha256Hex(line)
     }
@@ -384,8 +388,11 @@ function pickRecord(r: AuditRecord): AuditRecord {
   return out
 }
 
-/** Throws ERR_INVALID_ARGUMENT for a malformed record; returns its serialized size in bytes. */
-function validateRecord(r: AuditRecord): number {
+/**
+ * Throws ERR_INVALID_ARGUMENT for a malformed record; returns its fields serialized in the
+ * stored order ({@link pickRecord}) and that size in bytes.
+ */
+function validateRecord(r: AuditRecord): { body: string; size: number } {
   const bad = (message: string): M2msecError => new M2msecError('ERR_INVALID_ARGUMENT', `audit record: ${message}`)
   if (typeof r !== 'object' || r === null) throw bad('not an object')
   for (const field of ['time', 'tenant', 'principal', 'action', 'resource'] as const) {
@@ -406,9 +413,10 @@ function validateRecord(r: AuditRecord): number {
         throw bad('details values must be string, number or boolean')
     }
   }
-  const size = Buffer.byteLength(JSON.stringify(r))
+  const body = JSON.stringify(pickRecord(r))
+  const size = Buffer.byteLength(body)
   if (size > MAX_RECORD_BYTES) throw bad(`larger than ${MAX_RECORD_BYTES} bytes`)
-  return size
+  return { body, size }
 }
 
 /** Parses one stored line; returns a reason string when it is not a well-formed record. */

@@ -64,6 +64,21 @@ test('append + verify: records are chained per source and batched under load', a
   assert.equal(stored.prev, AUDIT_GENESIS)
   assert.equal(stored.source, 'kms-a')
   assert.deepEqual(stored.details, { bytes: 16, cached: false, alg: 'A256GCM' })
+  // The stored line is canonical JSON in a fixed field order (what the chain hashes).
+  assert.equal(line, JSON.stringify(stored))
+  assert.deepEqual(Object.keys(stored), [
+    'v',
+    'source',
+    'seq',
+    'prev',
+    'time',
+    'tenant',
+    'principal',
+    'action',
+    'resource',
+    'result',
+    'details',
+  ])
   await assert.rejects(log.append(record(1)), { code: 'ERR_AUDIT_UNAVAILABLE' }) // closed
 })
 

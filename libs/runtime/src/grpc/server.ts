@@ -244,7 +244,10 @@ export function createGrpcServer(config: GrpcServerConfig, deps: GrpcServerDeps)
       const requestId = pickRequestId(call.metadata)
       const controller = new AbortController()
       inFlight.add(controller)
-      active.add(1, attributes)
+      // No SDK running: no span, no metrics, no context (the no-op span keeps the code uniform
+      // but its attribute objects would still be built per call).
+      const traced = telemetryRunning()
+      if (traced) active.add(1, attributes)
       const onCancel = (): void => controller.abort(new M2msecError('ERR_UNAVAILABLE', 'call cancelled'))
       call.on('cancelled', onCancel)
       const rawDeadline = call.getDeadline()
@@ -258,10 +261,8 @@ export function createGrpcServer(config: GrpcServerConfig, deps: GrpcServerDeps)
               Math.max(0, deadline.getTime() - Date.now()),
             )
 
-      // No SDK running: no span, no context (a no-op span keeps the code below uniform).
       // With the ESM hook, grpc instrumentation already made a SERVER span current: nest under
       // it. Without it, this is the server span and the parent comes from the metadata.
-      const traced = telemetryRunning()
       const instrumented = traced && trace.getActiveSpan() !== undefined
       const parent = !traced
         ? undefined
@@ -293,6 +294,7 @@ export function createGrpcServer(config: GrpcServerConfig, deps: GrpcServerDeps)
         if (deadlineTimer !== undefined) clearTimeout(deadlineTimer)
         call.removeListener('cancelled', onCancel)
         inFlight.delete(controller)
+        if (!traced) return
         active.add(-1, attributes)
         const seconds = (performance.now() - started) / 1000
         duration.record(seconds, { ...attributes, 'rpc.grpc.status_code': code })
@@ -314,11 +316,13 @@ export function createGrpcServer(config: GrpcServerConfig, deps: GrpcServerDeps)
               peerCertificate === undefined ? { metadata: call.metadata } : { metadata: call.metadata, peerCertificate }
             principal = await deps.authenticator.authenticate(req)
           }
-          span.setAttributes({
-            'm2msec.tenant': principal.tenant,
-            'm2msec.principal': principal.id,
-            'm2msec.auth': principal.via,
-          })
+          if (traced) {
+            span.setAttributes({
+              'm2msec.tenant': principal.tenant,
+              'm2msec.principal': principal.id,
+              'm2msec.auth': principal.via,
+            })
+          }
           const ctx: CallContext = {
             principal,
             requestId,
