@@ -46,7 +46,9 @@ function toError(e: SerializedError): M2msecError {
 
 /**
  * Copies byte arrays that are views into larger buffers: structured clone would otherwise
- * copy (and expose to the other thread) the whole underlying buffer.
+ * copy (and expose to the other thread) the whole underlying buffer. Containers are copied
+ * only when something inside them had to be; the rest is posted as it is (this runs for
+ * every call, so plain key handles and strings cost nothing here).
  */
 function tightClone(value: unknown): unknown {
   if (value instanceof Uint8Array) {
@@ -54,11 +56,23 @@ function tightClone(value: unknown): unknown {
       ? value
       : new Uint8Array(value)
   }
-  if (Array.isArray(value)) return value.map(tightClone)
-  if (typeof value === 'object' && value !== null) {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, tightClone(v)]))
+  if (typeof value !== 'object' || value === null) return value
+  if (Array.isArray(value)) {
+    let out: unknown[] | undefined
+    for (let i = 0; i < value.length; i++) {
+      const v: unknown = value[i]
+      const c = tightClone(v)
+      if (c !== v) (out ??= value.slice())[i] = c
+    }
+    return out ?? value
   }
-  return value
+  let out: Record<string, unknown> | undefined
+  for (const k in value) {
+    const v: unknown = (value as Record<string, unknown>)[k]
+    const c = tightClone(v)
+    if (c !== v) (out ??= { ...(value as Record<string, unknown>) })[k] = c
+  }
+  return out ?? value
 }
 
 /** Starts a worker, resolving when it has opened the token. */
