@@ -38,6 +38,7 @@ export default tseslint.config(
     files: [
       'services/*/src/domain/**/*.ts',
       'libs/acp/src/**/*.ts',
+      'libs/limits/src/**/*.ts',
       'libs/crypto/src/**/*.ts',
       'libs/groupkeys/src/**/*.ts',
       'libs/gba/src/**/*.ts',

@@ -76,6 +76,8 @@ try {
       grpc: { port: 0, tls: { ...serverTls, caFile: pki.paths.caCert, requireClientCert: false } },
       auth: { mtls: true },
       ub: { port: 0 },
+      // Every simulated device and EST client comes from 127.0.0.1: no per-source limit here.
+      limits: { sourcePerSec: 0 },
       // No expiry sweep during the run: it lists and reads every session and challenge record
       // (thousands after a few rounds) and would land on whichever row runs at that moment.
       gba: { bsfHost: BSF_HOST, sweepMs: 3_600_000 },

@@ -23,6 +23,7 @@ import { GbaSubscribersService, GbaZnService, PkiService } from '@m2msec/proto/b
 import { estNafFqdnOf, type BootstrapConfig } from './config.ts'
 import type { GbaDeps, GbaSettings } from './gba/context.ts'
 import { createEstGbaAuthenticator } from './gba/est-digest.ts'
+import { createSourceLimit } from './http/source-limit.ts'
 import { createSubscriberOperations, type SubscriberOperations } from './gba/subscribers.ts'
 import { startGbaSweeper } from './gba/sweeper.ts'
 import { createUbEndpoint } from './gba/ub.ts'
@@ -139,7 +140,10 @@ export async function startBootstrap(config: BootstrapConfig, log: Logger): Prom
 
     // --- HTTP: Ub, then the routes of other components ---
     const routes: HttpRoute[] = []
-    const http = await startUbServer(config.ub, createUbEndpoint(gbaDeps), log, routes)
+    const limit = createSourceLimit({ perSec: config.limits.sourcePerSec, burst: config.limits.sourceBurst }, () =>
+      systemClock.now().getTime(),
+    )
+    const http = await startUbServer(config.ub, createUbEndpoint(gbaDeps), log, routes, limit)
     onShutdown('ub http', () => http.close())
 
     const authenticator = createServiceAuthenticator(
@@ -188,6 +192,7 @@ export async function startBootstrap(config: BootstrapConfig, log: Logger): Prom
         kms: pkiKms,
         log,
         replicas,
+        limit,
         ...(gba === undefined ? {} : { gba }),
       })
     }

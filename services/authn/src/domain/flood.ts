@@ -16,6 +16,7 @@
  * Attempts refused by either are not verified at all (no KMS call) and do not extend a block.
  */
 import { M2msecError } from '@m2msec/errors'
+import { createTokenBuckets, type TokenBuckets } from '@m2msec/limits'
 import type { AuthnDeps, BackoffSettings, FailureState } from './ports.ts'
 
 /** The state after one more failure at `now` (ms). */
@@ -36,42 +37,6 @@ export function afterFailure(
 /** Milliseconds until `state` lets attempts through again (0 = now). */
 export function retryAfterMs(state: FailureState | undefined, now: number): number {
   return state === undefined ? 0 : Math.max(0, state.blockedUntil - now)
-}
-
-/** Per-replica token buckets keyed by string, at most `maxKeys` remembered (oldest dropped). */
-export interface TokenBuckets {
-  /** Takes one token; returns 0 when taken, else the ms until one is available. */
-  take(key: string, now: number): number
-}
-
-/**
- * @example
- * ```ts
- * const buckets = createTokenBuckets({ perSec: 5, burst: 10 })
- * if (buckets.take('s:10.0.0.7', Date.now()) > 0) refuse()
- * ```
- */
-export function createTokenBuckets(rate: { perSec: number; burst: number }, maxKeys = 100_000): TokenBuckets {
-  const buckets = new Map<string, { tokens: number; at: number }>()
-  return {
-    take(key, now) {
-      if (rate.perSec <= 0) return 0
-      const b = buckets.get(key)
-      const tokens = b === undefined ? rate.burst : Math.min(rate.burst, b.tokens + ((now - b.at) / 1000) * rate.perSec)
-      if (tokens < 1) {
-        buckets.set(key, { tokens, at: now })
-        return Math.ceil(((1 - tokens) / rate.perSec) * 1000)
-      }
-      // Re-inserting keeps the Map in least-recently-used order for the eviction below.
-      buckets.delete(key)
-      buckets.set(key, { tokens: tokens - 1, at: now })
-      if (buckets.size > maxKeys) {
-        const oldest = buckets.keys().next().value
-        if (oldest !== undefined) buckets.delete(oldest)
-      }
-      return 0
-    },
-  }
 }
 
 /** What a refusal names: the entity (with its tenant) or the source address. */

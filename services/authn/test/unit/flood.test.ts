@@ -6,7 +6,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { afterFailure, createTokenBuckets, retryAfterMs, sourceOfPeer } from '../../src/domain/flood.ts'
+import { afterFailure, retryAfterMs, sourceOfPeer } from '../../src/domain/flood.ts'
 import { SETTINGS } from './fakes.ts'
 import { codeOf, createWorld, errorOf } from './world.ts'
 
@@ -25,16 +25,6 @@ test('back-off: free failures, then doubling delays up to the cap; old failures 
   const later = afterFailure(s, 10_000 + 60_000, POLICY, 60_000)
   assert.equal(later.failures, 1)
   assert.equal(retryAfterMs(later, 70_000), 0)
-})
-
-test('token buckets: burst, then one token per 1/rate seconds; keys are independent', () => {
-  const b = createTokenBuckets({ perSec: 2, burst: 2 })
-  assert.equal(b.take('a', 0), 0)
-  assert.equal(b.take('a', 0), 0)
-  assert.equal(b.take('a', 0), 500)
-  assert.equal(b.take('b', 0), 0)
-  assert.equal(b.take('a', 500), 0)
-  assert.equal(createTokenBuckets({ perSec: 0, burst: 1 }).take('x', 0), 0)
 })
 
 test('source of a gRPC peer: the address without the port', () => {

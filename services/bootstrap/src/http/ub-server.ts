@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net'
 import { isM2msecError } from '@m2msec/errors'
 import type { Logger } from '@m2msec/runtime'
 import type { UbEndpoint } from '../gba/ub.ts'
+import type { SourceLimit } from './source-limit.ts'
 
 /** Largest request body read; larger requests get `413`. */
 export const MAX_UB_BODY_BYTES = 8 * 1024
@@ -52,6 +53,7 @@ export async function startUbServer(
   ub: UbEndpoint,
   log: Logger,
   routes: readonly HttpRoute[] = [],
+  limit: SourceLimit = () => 0,
 ): Promise<UbServer> {
   const server = createServer((req, res) => {
     void (async () => {
@@ -59,6 +61,13 @@ export async function startUbServer(
       const route = routes.find((r) => path.startsWith(r.prefix))
       if (route !== undefined) {
         await route.handle(req, res)
+        return
+      }
+      const wait = limit(req.socket.remoteAddress)
+      if (wait > 0) {
+        log.debug({ path }, 'Ub request over the per-source limit')
+        req.resume()
+        res.writeHead(429, { 'retry-after': String(Math.ceil(wait / 1000)), 'content-length': 0 }).end()
         return
       }
       const body = await readBody(req)

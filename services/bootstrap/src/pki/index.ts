@@ -21,6 +21,7 @@ import { systemClock, systemRandom, type Logger, type UnaryHandlers } from '@m2m
 import type { PkiConfig } from './config.ts'
 import { createPkiOperations, type PkiOperations } from './domain/index.ts'
 import type { Clock, EstGbaAuthenticator, PkiContext, PkiKms, Random } from './domain/model.ts'
+import type { SourceLimit } from '../http/source-limit.ts'
 import { createPkiGrpcService } from './grpc/service.ts'
 import { startEstServer, type Listener } from './http/est-server.ts'
 import { startRevocationServer } from './http/revocation-server.ts'
@@ -44,6 +45,8 @@ export interface PkiComponentDeps {
   readonly replicas?: number
   /** GBA enrolment (HTTP Digest with Ks_NAF), implemented by the GBA part. Absent: not offered. */
   readonly gba?: EstGbaAuthenticator
+  /** Per-source limit of requests without credentials (shared with Ub). Absent: none. */
+  readonly limit?: SourceLimit
   readonly clock?: Clock
   readonly random?: Random
 }
@@ -110,6 +113,7 @@ export async function createPkiComponent(deps: PkiComponentDeps): Promise<PkiCom
           ops,
           log,
           deps.gba,
+          deps.limit,
         ).catch(async (err: unknown) => {
           await revocation.close()
           throw err

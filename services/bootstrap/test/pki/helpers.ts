@@ -40,6 +40,7 @@ import {
   type PkiComponent,
   type PkiKmsClient,
 } from '../../src/pki/index.ts'
+import type { SourceLimit } from '../../src/http/source-limit.ts'
 
 export type Pki = PromiseClient<typeof PkiService>
 
@@ -63,6 +64,7 @@ export interface PkiPlatform {
 export interface PkiPlatformOptions {
   readonly maxCsrBytes?: number
   readonly gba?: EstGbaAuthenticator
+  readonly limit?: SourceLimit
 }
 
 export async function startPkiPlatform(opts: PkiPlatformOptions = {}): Promise<PkiPlatform> {
@@ -113,6 +115,7 @@ export async function startPkiPlatform(opts: PkiPlatformOptions = {}): Promise<P
       kms,
       log,
       ...(opts.gba === undefined ? {} : { gba: opts.gba }),
+      ...(opts.limit === undefined ? {} : { limit: opts.limit }),
     })
     const { estUrl, revocationUrl } = await component.est.start()
     stops.push(() => component.est.stop())

@@ -20,6 +20,7 @@ import { certsOnlyPkcs7 } from '@m2msec/pki'
 import type { Logger } from '@m2msec/runtime'
 import type { PkiOperations, EnrolmentCredential } from '../domain/index.ts'
 import type { EstGbaAuthenticator } from '../domain/model.ts'
+import type { SourceLimit } from '../../http/source-limit.ts'
 import { TENANT_RE, decodeSegment, mediaType, readBody, sendError } from './common.ts'
 
 /** Options of {@link startEstServer}. */
@@ -110,6 +111,7 @@ export async function startEstServer(
   ops: PkiOperations,
   log: Logger,
   gba?: EstGbaAuthenticator,
+  limit: SourceLimit = () => 0,
 ): Promise<Listener> {
   const maxBody = opts.maxCsrBytes * 2 + 1024
 
@@ -132,6 +134,13 @@ export async function startEstServer(
     }
     const client = clientCertificate(req)
     if (client !== undefined) return { kind: 'claim', ...client }
+    // No credentials at all: the answer is a 401 with a fresh Digest nonce (a KV write).
+    const wait = limit(req.socket.remoteAddress)
+    if (wait > 0) {
+      throw new M2msecError('ERR_RATE_LIMITED', 'too many requests without credentials; retry later', {
+        retryAfterMs: wait,
+      })
+    }
     throw new M2msecError('ERR_UNAUTHENTICATED', 'credentials needed: an enrolment token, a claim certificate or GBA')
   }
 
@@ -193,6 +202,9 @@ export async function startEstServer(
         (status) => log.info({ tenant, op, status }, 'est request'),
         async (err: unknown) => {
           const headers: Record<string, string[]> = {}
+          if (isM2msecError(err) && err.code === 'ERR_RATE_LIMITED') {
+            headers['retry-after'] = [String(Math.ceil(Number(err.details['retryAfterMs'] ?? 1000) / 1000))]
+          }
           if (isM2msecError(err) && err.status === 'UNAUTHENTICATED') {
             headers['www-authenticate'] = await challenges(tenant).catch((cause: unknown) => {
               log.warn({ err: cause, tenant }, 'cannot make the EST challenges; offering Bearer only')
@@ -203,6 +215,7 @@ export async function startEstServer(
             const status = sendError(res, err, headers)
             const code = isM2msecError(err) ? err.code : 'ERR_INTERNAL'
             if (status >= 500) log.warn({ err, tenant, op }, 'est request failed')
+            else if (status === 429) log.debug({ tenant, op }, 'est request over the per-source limit')
             else log.info({ tenant, op, status, code }, 'est request refused')
           }
         },
