@@ -24,6 +24,7 @@ import {
   CreateEnrolmentAuthorizationRequest,
   EnrolmentMethod,
   GetCertificateRequest,
+  ListCertificatesRequest,
   RevocationReason,
   RevokeCertificateRequest,
 } from '@m2msec/proto/bootstrap/v1'
@@ -149,6 +150,23 @@ describe('EST enrolment methods through the SDK: claim certificate, re-enrolment
     current = { certPem: issued.certificatePem, keyPem, serial: info.serialHex }
     const again = await codeOf(client.simpleEnroll(csrDer, { token }))
     assert.equal(again, 'ERR_REPLAY')
+  })
+
+  test('two concurrent enrolments with one token: one certificate, the other ERR_REPLAY', async () => {
+    const { token } = await admin.createEnrolmentAuthorization(
+      CreateEnrolmentAuthorizationRequest.fromPartial({ allowedUris: [AE] }),
+    )
+    const before = (await admin.listCertificates(ListCertificatesRequest.fromPartial({ pageSize: 1000 }))).certificates
+    const [a, b] = await Promise.all([createKeyAndCsr({ uris: [AE] }), createKeyAndCsr({ uris: [AE] })])
+    const outcomes = await Promise.allSettled([
+      client.simpleEnroll(a.csrDer, { token }),
+      client.simpleEnroll(b.csrDer, { token }),
+    ])
+    assert.deepEqual(outcomes.map((o) => o.status).sort(), ['fulfilled', 'rejected'])
+    const lost = outcomes.find((o) => o.status === 'rejected')
+    assert.equal((lost?.reason as { code?: string }).code, 'ERR_REPLAY')
+    const after = (await admin.listCertificates(ListCertificatesRequest.fromPartial({ pageSize: 1000 }))).certificates
+    assert.equal(after.length, before.length + 1, 'the losing signature was never stored')
   })
 
   test('re-enrolment with the current certificate (new key, same names) renews it', async () => {

@@ -110,14 +110,17 @@ async function issue(
 
   const random = (n: number) => ctx.random.bytes(n)
   const serial = newSerialHex(random)
-  const consumed = auth.token === undefined ? undefined : await consumeEnrolmentToken(ctx, auth.token, serial)
-  try {
-    const now = ctx.clock.now()
-    const urls = caUrls(ctx, tenant)
-    // Whole seconds, so the record says exactly what the certificate says (no re-parsing).
-    const notBefore = wholeSeconds(now.getTime() - ctx.settings.backdateSec * 1000)
-    const notAfter = wholeSeconds(Math.min(now.getTime() + ctx.settings.leafValidityDays * DAY_MS, ca.issuingNotAfter))
-    const certificate = await issueLeafCertificate(
+  const now = ctx.clock.now()
+  const urls = caUrls(ctx, tenant)
+  // Whole seconds, so the record says exactly what the certificate says (no re-parsing).
+  const notBefore = wholeSeconds(now.getTime() - ctx.settings.backdateSec * 1000)
+  const notAfter = wholeSeconds(Math.min(now.getTime() + ctx.settings.leafValidityDays * DAY_MS, ca.issuingNotAfter))
+  // The token is claimed (revision-checked) while the KMS signs: both are round trips. A
+  // certificate signed for a claim that then fails (a concurrent second use of the token)
+  // is dropped unseen: never stored, never returned.
+  const [claim, signed] = await Promise.allSettled([
+    auth.token === undefined ? Promise.resolve(undefined) : consumeEnrolmentToken(ctx, auth.token, serial),
+    issueLeafCertificate(
       {
         serialHex: serial,
         publicKeySpki: csr.publicKeySpki,
@@ -129,7 +132,13 @@ async function issue(
         ...(csr.commonName === undefined ? {} : { commonName: csr.commonName }),
       },
       { certificate: issuingCert, signer: kmsSigner(ctx, tenant, ca.issuingKeyId) },
-    )
+    ),
+  ])
+  const consumed = claim.status === 'fulfilled' ? claim.value : undefined
+  try {
+    if (claim.status === 'rejected') throw claim.reason
+    if (signed.status === 'rejected') throw signed.reason
+    const certificate = signed.value
     const record: CertRecord = {
       tenant,
       serial,
