@@ -193,6 +193,7 @@ export async function startBootstrap(config: BootstrapConfig, log: Logger): Prom
         log,
         replicas,
         limit,
+        audit: gbaDeps.audit,
         ...(gba === undefined ? {} : { gba }),
       })
     }

@@ -110,12 +110,12 @@ export const bootstrapConfigSchema = z
           .min(0)
           .default(50)
           .describe(
-            'unauthenticated HTTP requests (every Ub request, EST requests without credentials) per second per source address and replica; 0 = no limit. Raise it for fleets behind NAT',
+            'HTTP requests before authentication (every Ub request, every EST enrolment request) per second per source address and replica; 0 = no limit. Raise it for fleets behind NAT',
           ),
         sourceBurst: z.number().int().min(1).default(100).describe('burst of the per-source limit'),
       })
       .prefault({})
-      .describe('per-source limit of unauthenticated HTTP requests (429 with Retry-After beyond it)'),
+      .describe('per-source limit of Ub and EST enrolment requests (429 with Retry-After beyond it)'),
     zn: z
       .object({
         nafs: z.array(nafRuleSchema).default([]).describe('which callers may ask for which NAF keys (Zn policy)'),

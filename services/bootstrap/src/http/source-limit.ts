@@ -1,8 +1,8 @@
 /**
- * The per-source limit of the bootstrap service's unauthenticated HTTP requests: every Ub
- * request, and EST requests that carry no credentials (each one gets a fresh Digest nonce).
- * Such requests prove nothing, yet each costs KV writes, audit records and, on Ub, a KMS call;
- * this bounds what one address can make a replica do. Per replica (R replicas allow R times the
+ * The per-source limit of the bootstrap service's HTTP requests that arrive before any
+ * authentication: every Ub request and every EST enrolment request. Each costs KV reads and
+ * writes, an audit record and, on Ub, a KMS call (on EST without credentials, a fresh Digest
+ * nonce); this bounds what one address can make a replica do. Per replica (R replicas allow R times the
  * rate); refused requests get `429` with `Retry-After` and are not audited (an audit record
  * per refusal would hand the flood to the audit log), only logged at debug level.
  */

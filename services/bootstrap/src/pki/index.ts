@@ -20,7 +20,7 @@ import type { PkiService } from '@m2msec/proto/bootstrap/v1'
 import { systemClock, systemRandom, type Logger, type UnaryHandlers } from '@m2msec/runtime'
 import type { PkiConfig } from './config.ts'
 import { createPkiOperations, type PkiOperations } from './domain/index.ts'
-import type { Clock, EstGbaAuthenticator, PkiContext, PkiKms, Random } from './domain/model.ts'
+import type { Clock, EstGbaAuthenticator, PkiAudit, PkiContext, PkiKms, Random } from './domain/model.ts'
 import type { SourceLimit } from '../http/source-limit.ts'
 import { createPkiGrpcService } from './grpc/service.ts'
 import { startEstServer, type Listener } from './http/est-server.ts'
@@ -45,8 +45,10 @@ export interface PkiComponentDeps {
   readonly replicas?: number
   /** GBA enrolment (HTTP Digest with Ks_NAF), implemented by the GBA part. Absent: not offered. */
   readonly gba?: EstGbaAuthenticator
-  /** Per-source limit of requests without credentials (shared with Ub). Absent: none. */
+  /** Per-source limit of enrolment requests (shared with Ub). Absent: none. */
   readonly limit?: SourceLimit
+  /** Where the audit records of every change go (CA, authorizations, enrolments, revocations). */
+  readonly audit: PkiAudit
   readonly clock?: Clock
   readonly random?: Random
 }
@@ -83,6 +85,7 @@ export async function createPkiComponent(deps: PkiComponentDeps): Promise<PkiCom
   const ctx: PkiContext = {
     store,
     kms: deps.kms,
+    audit: deps.audit,
     clock: deps.clock ?? systemClock,
     random: deps.random ?? systemRandom,
     settings: {

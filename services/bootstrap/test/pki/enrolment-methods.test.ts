@@ -167,6 +167,17 @@ describe('EST enrolment methods through the SDK: claim certificate, re-enrolment
     assert.equal((lost?.reason as { code?: string }).code, 'ERR_REPLAY')
     const after = (await admin.listCertificates(ListCertificatesRequest.fromPartial({ pageSize: 1000 }))).certificates
     assert.equal(after.length, before.length + 1, 'the losing signature was never stored')
+    // Both attempts are in the audit log: the winner with its serial, the loser denied.
+    const id = token.split('.')[0] ?? ''
+    const mine = (await p.auditRecords()).filter((r) => r.principal === `authorization:${id}`)
+    assert.deepEqual(mine.map((r) => r.result).sort(), ['denied', 'ok'])
+    const ok = mine.find((r) => r.result === 'ok')
+    assert.equal(ok?.action, 'pki.SimpleEnroll')
+    assert.match(String((ok?.details as Record<string, unknown>)['serial']), /^[0-9a-f]+$/)
+    assert.equal(mine.find((r) => r.result === 'denied')?.code, 'ERR_REPLAY')
+    assert.ok(!JSON.stringify(mine).includes(token), 'the token secret is never in the audit log')
+    const actions = new Set((await p.auditRecords()).map((r) => r.action))
+    for (const a of ['pki.CreateCa', 'pki.CreateEnrolmentAuthorization']) assert.ok(actions.has(a), a)
   })
 
   test('re-enrolment with the current certificate (new key, same names) renews it', async () => {

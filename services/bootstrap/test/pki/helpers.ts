@@ -18,10 +18,12 @@ import {
   grpcServerConfigSchema,
   promiseClient,
   serviceAuthConfigSchema,
+  systemClock,
   type GrpcServer,
   type PromiseClient,
 } from '@m2msec/runtime'
-import { connectNats, type NatsConnection } from '@m2msec/bus'
+import { jetstreamManager } from '@nats-io/jetstream'
+import { AUDIT_STREAM, connectNats, createAuditLog, createAuditSink, type NatsConnection } from '@m2msec/bus'
 import {
   createDevPki,
   startKmsProcess,
@@ -54,6 +56,8 @@ export interface PkiPlatform {
   readonly revocationUrl: string
   /** A Pki client authenticated as `m2msec://<tenant>/<principal>` with roles. */
   client(tenant: string, principal: string, roles: string[]): Promise<Pki>
+  /** The `pki.*` audit records written so far (parsed stored lines). */
+  auditRecords(): Promise<Array<Record<string, unknown>>>
   /** Writes a file into the temp dir; returns its path. */
   file(name: string, data: string | Uint8Array): string
   read(name: string): Buffer
@@ -109,11 +113,14 @@ export async function startPkiPlatform(opts: PkiPlatformOptions = {}): Promise<P
       },
       revocation: { port: 0 },
     })
+    const auditLog = await createAuditLog(nc, { source: 'pki-test' })
+    stops.push(() => auditLog.close())
     const component = await createPkiComponent({
       config,
       nc,
       kms,
       log,
+      audit: createAuditSink(auditLog, systemClock),
       ...(opts.gba === undefined ? {} : { gba: opts.gba }),
       ...(opts.limit === undefined ? {} : { limit: opts.limit }),
     })
@@ -153,6 +160,20 @@ export async function startPkiPlatform(opts: PkiPlatformOptions = {}): Promise<P
         const c = new PkiClient(`localhost:${address.port}`, creds)
         channels.push(c)
         return promiseClient(PkiService, c)
+      },
+      async auditRecords() {
+        const jsm = await jetstreamManager(nc)
+        const info = await jsm.streams.info(AUDIT_STREAM)
+        const out: Array<Record<string, unknown>> = []
+        for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
+          const m = await jsm.streams.getMessage(AUDIT_STREAM, { seq }).catch(() => null)
+          if (m === null) continue
+          for (const line of m.string().split('\n')) {
+            const r = JSON.parse(line) as Record<string, unknown>
+            if (String(r.action).startsWith('pki.')) out.push(r)
+          }
+        }
+        return out
       },
       file(name, data) {
         const p = join(dir.path, name)

@@ -157,10 +157,27 @@ export interface PkiSettings {
   readonly ocspValiditySec: number
 }
 
+/** One audit record (structurally the bus's AuditEntry; the sink stamps the time). */
+export interface PkiAuditEntry {
+  readonly tenant: string
+  readonly principal: string
+  readonly action: string
+  readonly resource: string
+  readonly result: 'ok' | 'denied' | 'error'
+  readonly code?: string
+  readonly details?: Readonly<Record<string, string | number | boolean>>
+}
+
+/** The audit port: `append` resolves once the record is stored, else rejects. */
+export interface PkiAudit {
+  append(entry: PkiAuditEntry): Promise<void>
+}
+
 /** Everything the operations use. */
 export interface PkiContext {
   readonly store: PkiStore
   readonly kms: PkiKms
+  readonly audit: PkiAudit
   readonly clock: Clock
   readonly random: Random
   readonly settings: PkiSettings

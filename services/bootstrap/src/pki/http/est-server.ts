@@ -134,13 +134,6 @@ export async function startEstServer(
     }
     const client = clientCertificate(req)
     if (client !== undefined) return { kind: 'claim', ...client }
-    // No credentials at all: the answer is a 401 with a fresh Digest nonce (a KV write).
-    const wait = limit(req.socket.remoteAddress)
-    if (wait > 0) {
-      throw new M2msecError('ERR_RATE_LIMITED', 'too many requests without credentials; retry later', {
-        retryAfterMs: wait,
-      })
-    }
     throw new M2msecError('ERR_UNAUTHENTICATED', 'credentials needed: an enrolment token, a claim certificate or GBA')
   }
 
@@ -161,6 +154,15 @@ export async function startEstServer(
       res.writeHead(415, { 'content-type': 'text/plain; charset=utf-8', 'm2msec-error-code': 'ERR_INVALID_ARGUMENT' })
       res.end(body)
       return 415
+    }
+    // Every enrolment request counts against its source, whatever its credentials: each one
+    // costs KV reads and writes, an audit record, and without credentials a fresh nonce.
+    const wait = limit(req.socket.remoteAddress)
+    if (wait > 0) {
+      req.resume()
+      throw new M2msecError('ERR_RATE_LIMITED', 'too many enrolment requests from this address; retry later', {
+        retryAfterMs: wait,
+      })
     }
     const raw = await readBody(req, maxBody)
     // Authenticate before looking at the CSR: unauthenticated callers learn nothing about it.
