@@ -83,6 +83,16 @@ import { createAeadOffload } from './aead-offload.ts'
 
 /** Batches of at least this many items are encrypted in the worker thread (aead-offload.ts). */
 const OFFLOAD_MIN_ITEMS = 16
+
+/** AES-256-GCM of one item with a given IV. */
+function sealGcm(secret: KeyObject, iv: Buffer, plaintext: Uint8Array, aad: Uint8Array): SealedData {
+  const cipher = createCipheriv('aes-256-gcm', secret, iv)
+  cipher.setAAD(aad)
+  const body = cipher.update(plaintext)
+  // GCM is a stream mode: final() returns nothing, so the update output needs no copy.
+  const rest = cipher.final()
+  return { iv, ciphertext: rest.length === 0 ? body : Buffer.concat([body, rest]), tag: cipher.getAuthTag() }
+}
 import { Lru } from '../lru.ts'
 import { openRef, readRefHeader, sealRef } from './sealed-ref.ts'
 
@@ -186,13 +196,7 @@ class SoftwareSecureEnvironment implements SecureEnvironment, KeyDeriver, KeyWra
     requireBytes(plaintext, 'plaintext')
     requireBytes(aad, 'aad')
     const secret = this.#use(key, ['AES_256_GCM'], 'encrypt').secret as KeyObject
-    const iv = randomIv(GCM_IV_LENGTH)
-    const cipher = createCipheriv('aes-256-gcm', secret, iv)
-    cipher.setAAD(aad)
-    const body = cipher.update(plaintext)
-    // GCM is a stream mode: final() returns nothing, so the update output needs no copy.
-    const rest = cipher.final()
-    return { iv, ciphertext: rest.length === 0 ? body : Buffer.concat([body, rest]), tag: cipher.getAuthTag() }
+    return sealGcm(secret, randomIv(GCM_IV_LENGTH), plaintext, aad)
   }
 
   async encryptMany(key: SeKeyHandle, items: readonly AeadInput[]): Promise<SealedData[]> {
@@ -204,14 +208,7 @@ class SoftwareSecureEnvironment implements SecureEnvironment, KeyDeriver, KeyWra
     const ivs = randomIvs(items.length, GCM_IV_LENGTH)
     // Large batches in the worker thread: the event loop keeps serving other calls meanwhile.
     if (items.length >= OFFLOAD_MIN_ITEMS) return this.#offload.encrypt(secret, items, ivs)
-    return items.map(({ plaintext, aad }, i) => {
-      const iv = ivs[i] as Buffer
-      const cipher = createCipheriv('aes-256-gcm', secret, iv)
-      cipher.setAAD(aad)
-      const body = cipher.update(plaintext)
-      const rest = cipher.final()
-      return { iv, ciphertext: rest.length === 0 ? body : Buffer.concat([body, rest]), tag: cipher.getAuthTag() }
-    })
+    return items.map(({ plaintext, aad }, i) => sealGcm(secret, ivs[i] as Buffer, plaintext, aad))
   }
 
   async decrypt(key: SeKeyHandle, sealed: SealedData, aad: Uint8Array): Promise<Uint8Array> {
